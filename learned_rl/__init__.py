@@ -1,0 +1,27 @@
+"""learned-rl: discover reinforcement-learning algorithms in JAX.
+
+Public API (implementation lives in private modules):
+
+- `Agent`, `AgentConfig`, `make_agent`: the one agent used by every rule.
+- `Trajectory`, `collect`, `reset_envs`: rollouts.
+- `AbstractUpdateRule`: the update-rule interface (A2C and PPO live in `baselines`).
+- `TrainConfig`, `train`, `init`, `run`: the one training loop.
+- `learning_curve`, `final_return`: summaries of training metrics.
+"""
+
+from ._agent import Agent as Agent, AgentConfig as AgentConfig, AgentOutput as AgentOutput, make_agent as make_agent
+from ._learner import (
+    LearnerState as LearnerState,
+    TrainConfig as TrainConfig,
+    final_return as final_return,
+    init as init,
+    learning_curve as learning_curve,
+    make_optimizer as make_optimizer,
+    run as run,
+    train as train,
+)
+from ._returns import gae as gae
+from ._rollout import EpisodeStats as EpisodeStats, Trajectory as Trajectory, collect as collect, reset_envs as reset_envs
+from .rules import AbstractUpdateRule as AbstractUpdateRule
+
+__version__ = "0.1.0"

@@ -1,0 +1,247 @@
+"""The agent: a torso, a categorical policy head, an optional prediction head y and an optional
+value head.
+
+One `Agent` class serves every update rule. Which heads exist is decided by the rule
+(`AbstractUpdateRule.prediction_dim`, `AbstractUpdateRule.needs_value`), and which torso is used is
+decided by the task's observation kind:
+
+- ``"tabular"``: the observation is an integer state index, and every head is a lookup table
+  (``weight[index]``), never a dense layer on a one-hot vector. Tables start at zero, so the initial
+  policy is uniform and the initial prediction is uniform over the m bins.
+- ``"mlp"``: the observation is flattened and passed through tanh/ReLU dense layers.
+- ``"cnn"``: MinAtar-style: a 3×3 convolution with 16 channels, ReLU, flatten, dense 128, ReLU.
+
+For the MLP and CNN torsos the value head has its own torso (a separate critic), as in PureJaxRL
+and GROOVE; the prediction head y shares the policy's torso.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+TorsoKind = Literal["auto", "tabular", "mlp", "cnn"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    """How to build an agent.
+
+    **Arguments:**
+
+    - `torso`: ``"auto"`` picks ``"tabular"`` for integer-index observations, ``"cnn"`` for image
+      observations of MinAtar tasks and ``"mlp"`` otherwise.
+    - `hidden`: widths of the MLP torso's layers.
+    - `activation`: ``"tanh"`` or ``"relu"`` for the MLP torso.
+    - `cnn_channels`, `cnn_hidden`: sizes of the MinAtar CNN torso.
+    """
+
+    torso: TorsoKind = "auto"
+    hidden: tuple[int, ...] = (64, 64)
+    activation: Literal["tanh", "relu"] = "tanh"
+    cnn_channels: int = 16
+    cnn_hidden: int = 128
+
+    def __post_init__(self):
+        if self.torso not in ("auto", "tabular", "mlp", "cnn"):
+            raise ValueError(f"AgentConfig.torso must be auto|tabular|mlp|cnn, got {self.torso!r}")
+        if self.activation not in ("tanh", "relu"):
+            raise ValueError(f"AgentConfig.activation must be tanh|relu, got {self.activation!r}")
+        if not self.hidden or any(int(h) <= 0 for h in self.hidden):
+            raise ValueError(f"AgentConfig.hidden must be positive widths, got {self.hidden!r}")
+        if self.cnn_channels <= 0 or self.cnn_hidden <= 0:
+            raise ValueError("AgentConfig.cnn_channels and cnn_hidden must be positive")
+
+
+class AgentOutput(NamedTuple):
+    """What the agent outputs for one observation."""
+
+    logits: Float[Array, " A"]
+    y_logits: Float[Array, " m"] | None
+    value: Float[Array, ""] | None
+
+
+def _orthogonal_linear(
+    in_size: int, out_size: int, scale: float, *, key: PRNGKeyArray
+) -> eqx.nn.Linear:
+    lin = eqx.nn.Linear(in_size, out_size, key=key)
+    w = jax.nn.initializers.orthogonal(scale)(key, (out_size, in_size))
+    return eqx.tree_at(lambda l: (l.weight, l.bias), lin, (w, jnp.zeros(out_size)))
+
+
+class Table(eqx.Module):
+    """A lookup table: `Table(n, d)(i) = weight[i]`."""
+
+    weight: Float[Array, "n d"]
+
+    def __init__(self, num_rows: int, num_cols: int):
+        self.weight = jnp.zeros((num_rows, num_cols))
+
+    def __call__(self, index: Array) -> Array:
+        return self.weight[index]
+
+
+class IndexTorso(eqx.Module):
+    """Passes an integer state index through unchanged; the heads are tables."""
+
+    num_states: int = eqx.field(static=True)
+
+    def __call__(self, obs: Array) -> Array:
+        return jnp.asarray(obs, jnp.int32).reshape(())
+
+
+class MLPTorso(eqx.Module):
+    layers: tuple[eqx.nn.Linear, ...]
+    activation: str = eqx.field(static=True)
+
+    def __init__(self, in_size: int, hidden: tuple[int, ...], activation: str, *, key: PRNGKeyArray):
+        keys = jax.random.split(key, len(hidden))
+        sizes = (in_size, *hidden)
+        self.layers = tuple(
+            _orthogonal_linear(sizes[i], sizes[i + 1], math.sqrt(2), key=keys[i])
+            for i in range(len(hidden))
+        )
+        self.activation = activation
+
+    def __call__(self, obs: Array) -> Array:
+        act = jnp.tanh if self.activation == "tanh" else jax.nn.relu
+        x = jnp.ravel(obs).astype(jnp.float32)
+        for layer in self.layers:
+            x = act(layer(x))
+        return x
+
+
+class CNNTorso(eqx.Module):
+    """MinAtar torso: Conv(3×3, C) → ReLU → flatten → Dense(hidden) → ReLU. Input is H×W×C."""
+
+    conv: eqx.nn.Conv2d
+    dense: eqx.nn.Linear
+
+    def __init__(self, obs_shape: tuple[int, ...], channels: int, hidden: int, *, key: PRNGKeyArray):
+        h, w, c = obs_shape
+        k1, k2 = jax.random.split(key)
+        self.conv = eqx.nn.Conv2d(c, channels, kernel_size=3, padding=1, key=k1)
+        self.dense = _orthogonal_linear(h * w * channels, hidden, math.sqrt(2), key=k2)
+
+    def __call__(self, obs: Array) -> Array:
+        x = jnp.transpose(obs.astype(jnp.float32), (2, 0, 1))
+        x = jax.nn.relu(self.conv(x))
+        return jax.nn.relu(self.dense(jnp.ravel(x)))
+
+
+class Agent(eqx.Module):
+    """Policy (categorical), optional prediction y (m logits; softmax gives y ∈ Δ^m) and optional
+    value. Call it on a single observation; `jax.vmap` it over a batch."""
+
+    torso: eqx.Module
+    policy_head: eqx.Module
+    prediction_head: eqx.Module | None
+    value_torso: eqx.Module | None
+    value_head: eqx.Module | None
+    num_actions: int = eqx.field(static=True)
+    prediction_dim: int = eqx.field(static=True)
+    obs_ndim: int = eqx.field(static=True)
+
+    def __call__(self, obs: Array) -> AgentOutput:
+        feats = self.torso(obs)
+        logits = self.policy_head(feats)
+        y_logits = None if self.prediction_head is None else self.prediction_head(feats)
+        value = None
+        if self.value_head is not None:
+            vfeats = feats if self.value_torso is None else self.value_torso(obs)
+            value = self.value_head(vfeats).reshape(())
+        return AgentOutput(logits, y_logits, value)
+
+    def value(self, obs: Array) -> Float[Array, ""]:
+        """The value head alone (cheaper than a full call for MLP/CNN agents)."""
+        if self.value_head is None:
+            raise ValueError("this agent has no value head")
+        vfeats = self.torso(obs) if self.value_torso is None else self.value_torso(obs)
+        return self.value_head(vfeats).reshape(())
+
+
+def resolve_torso(config: AgentConfig, obs_kind: str, family: str) -> str:
+    """The torso kind that `make_agent` will build for a task."""
+    if config.torso != "auto":
+        if config.torso == "tabular" and obs_kind != "index":
+            raise ValueError("a tabular torso needs a task with integer-index observations")
+        if obs_kind == "index" and config.torso != "tabular":
+            raise ValueError(f"task has integer-index observations; torso {config.torso!r} needs vectors")
+        if config.torso == "cnn" and obs_kind != "image":
+            raise ValueError("a cnn torso needs a task with H×W×C image observations")
+        return config.torso
+    if obs_kind == "index":
+        return "tabular"
+    if obs_kind == "image" and family == "minatar":
+        return "cnn"
+    return "mlp"
+
+
+def make_agent(
+    task,
+    config: AgentConfig = AgentConfig(),
+    *,
+    prediction_dim: int = 0,
+    value: bool = True,
+    key: PRNGKeyArray,
+) -> Agent:
+    """Build an `Agent` for a `tasks.Task`.
+
+    **Arguments:**
+
+    - `task`: a `tasks.Task` (its observation kind, shape and action count are used).
+    - `config`: an `AgentConfig`.
+    - `prediction_dim`: m, the size of the prediction head y; 0 for no prediction head.
+    - `value`: whether to build a value head.
+    - `key`: a PRNG key.
+
+    **Returns:** an `Agent`.
+    """
+    if task.continuous_actions:
+        raise ValueError(
+            f"task {task.name!r} has continuous actions; this agent has a categorical policy"
+        )
+    if prediction_dim < 0:
+        raise ValueError(f"prediction_dim must be >= 0, got {prediction_dim}")
+    kind = resolve_torso(config, task.obs_kind, task.family)
+    A = task.num_actions
+    kt, kp, ky, kvt, kv = jax.random.split(key, 5)
+    if kind == "tabular":
+        n = int(task.num_states)
+        return Agent(
+            torso=IndexTorso(n),
+            policy_head=Table(n, A),
+            prediction_head=Table(n, prediction_dim) if prediction_dim else None,
+            value_torso=None,
+            value_head=Table(n, 1) if value else None,
+            num_actions=A,
+            prediction_dim=prediction_dim,
+            obs_ndim=len(task.obs_shape),
+        )
+
+    def torso(k):
+        if kind == "cnn":
+            return CNNTorso(task.obs_shape, config.cnn_channels, config.cnn_hidden, key=k)
+        in_size = int(math.prod(task.obs_shape)) if task.obs_shape else 1
+        return MLPTorso(in_size, tuple(config.hidden), config.activation, key=k)
+
+    t = torso(kt)
+    width = config.cnn_hidden if kind == "cnn" else config.hidden[-1]
+    return Agent(
+        torso=t,
+        policy_head=_orthogonal_linear(width, A, 0.01, key=kp),
+        prediction_head=_orthogonal_linear(width, prediction_dim, 0.01, key=ky)
+        if prediction_dim
+        else None,
+        value_torso=torso(kvt) if value else None,
+        value_head=_orthogonal_linear(width, 1, 1.0, key=kv) if value else None,
+        num_actions=A,
+        prediction_dim=prediction_dim,
+        obs_ndim=len(task.obs_shape),
+    )

@@ -1,0 +1,164 @@
+"""The `learned-rl` command line (also `python -m learned_rl`).
+
+Every error a user can cause (an unknown task or rule, a bad number) is reported as one line on
+stderr with exit code 2, and nothing is written to the output directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        raise _UserError(f"{self.prog}: {message}")
+
+
+class _UserError(Exception):
+    pass
+
+
+def _positive_int(name):
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s!r}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be positive, got {v}")
+        return v
+
+    return parse
+
+
+def _nonneg_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"seed must be non-negative, got {v}")
+    return v
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="learned-rl", description="Discover and compare reinforcement-learning update rules.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("tasks", help="list tasks and named task sets")
+
+    t = sub.add_parser("train", help="train fresh agents with an update rule (seeds vmapped)")
+    t.add_argument("--rule", required=True, help="a2c | ppo")
+    t.add_argument("--task", required=True, help="a task name (see `learned-rl tasks`)")
+    t.add_argument("--steps", type=_positive_int("--steps"), default=None, help="env steps per seed (default: the rule's default for the task family)")
+    t.add_argument("--seeds", type=_positive_int("--seeds"), default=3, help="number of seeds, vmapped (default 3)")
+    t.add_argument("--seed", type=_nonneg_int, default=0, help="base seed (default 0)")
+    t.add_argument("--out", default=None, help="output directory (default runs/<rule>-<task>)")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    d = sub.add_parser("demo", help="the main demo: compare A2C and PPO on a grid world")
+    d.add_argument("--task", default="gridworld/dense")
+    d.add_argument("--steps", type=_positive_int("--steps"), default=None)
+    d.add_argument("--seeds", type=_positive_int("--seeds"), default=3)
+    d.add_argument("--seed", type=_nonneg_int, default=0)
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _cmd_tasks(args) -> int:
+    import tasks
+
+    print("Tasks:")
+    for name in tasks.list_tasks():
+        print(f"  {name}")
+    print("\nTask sets:")
+    for name, members in tasks.TASK_SETS.items():
+        print(f"  {name}: {', '.join(members)}")
+    print("\nAny gymnax id (e.g. CartPole-v1, Breakout-MinAtar) is also accepted.")
+    return 0
+
+
+def _out_dir(args, default: str) -> Path:
+    out = Path(args.out) if args.out else Path(default)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} exists and is not a directory")
+    return out
+
+
+def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: int, out: Path, progress: bool, extra_config=None):
+    """Validate everything, then train each rule and write one run directory."""
+    import tasks
+
+    from ._experiment import run_seeds, write_run
+    from ._registry import make_rule
+
+    task = tasks.make(task_name)
+    plans = []
+    for name in rule_names:
+        rule = make_rule(name)
+        config = rule.default_config(task)
+        if steps is not None:
+            config = config.replace(total_steps=steps)
+        plans.append((name, rule, config))
+    results = [
+        run_seeds(rule, task, config, num_seeds=seeds, seed=seed, rule_name=name, progress=progress)
+        for name, rule, config in plans
+    ]
+    summary = write_run(out, task, results, extra_config)
+    return task, results, summary
+
+
+def _print_table(summary) -> None:
+    rows = summary["results"]
+    has_norm = any("normalized_return" in r for r in rows.values())
+    head = f"{'rule':<12}{'final return':>22}" + (f"{'fraction of optimal':>22}" if has_norm else "") + f"{'seeds':>7}{'env steps':>12}{'time (s)':>10}"
+    print(f"\nTask: {summary['task']}")
+    print(head)
+    print("-" * len(head))
+    for name, r in rows.items():
+        line = f"{name:<12}{r['final_return_mean']:>13.3f} ± {r['final_return_stderr']:<6.3f}"
+        if has_norm:
+            line += f"{r.get('normalized_return', float('nan')):>13.3f} ± {r.get('normalized_return_stderr', float('nan')):<6.3f}"
+        line += f"{r['seeds']:>7}{r['env_steps']:>12}{r['wall_time_s']:>10.1f}"
+        print(line)
+
+
+def _cmd_train(args) -> int:
+    out = _out_dir(args, f"runs/{args.rule.replace(':', '-').replace('/', '_')}-{args.task.replace('/', '_')}")
+    _, _, summary = compare(args.task, [args.rule], steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress, extra_config={"command": "train", "seed": args.seed})
+    _print_table(summary)
+    print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    out = _out_dir(args, "runs/demo")
+    print(f"Demo: A2C vs PPO on {args.task}, {args.seeds} seeds each (vmapped).")
+    _, _, summary = compare(args.task, ["a2c", "ppo"], steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress, extra_config={"command": "demo", "seed": args.seed})
+    _print_table(summary)
+    print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return {"tasks": _cmd_tasks, "train": _cmd_train, "demo": _cmd_demo}[args.command](args)
+    except _UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

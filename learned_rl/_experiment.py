@@ -1,0 +1,225 @@
+"""Experiments: run S seeds of a rule on a task (vmapped, compiled once, with progress), and write
+the run directory (config.json, metrics.csv, summary.json, curves.png)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._learner import LearnerState, TrainConfig, final_return, init, learning_curve, update_step
+
+NUM_CHUNKS = 20  # progress granularity: the run is compiled once and executed in this many chunks
+
+
+def seed_keys(seed: int, num_seeds: int) -> jax.Array:
+    """Key of seed index i is ``fold_in(PRNGKey(seed), i)``: adding seeds never changes old ones."""
+    base = jax.random.PRNGKey(seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(num_seeds))
+
+
+@dataclasses.dataclass
+class RunResult:
+    """The outcome of `run_seeds`: per-update metrics with a leading seed axis, the final states,
+    and the wall time (compile included) in seconds."""
+
+    rule_name: str
+    config: TrainConfig
+    metrics: dict[str, np.ndarray]
+    state: LearnerState
+    wall_time: float
+
+
+def _tree_select(pred, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
+
+
+def run_seeds(
+    rule,
+    task,
+    config: TrainConfig,
+    *,
+    num_seeds: int = 1,
+    seed: int = 0,
+    rule_name: str | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Train `num_seeds` fresh agents (vmapped over seeds) and return their metrics.
+
+    The whole run is one compiled program executed in `NUM_CHUNKS` chunks so that a progress bar
+    can advance; the chunks compute exactly what `train` computes.
+    """
+    if num_seeds <= 0:
+        raise ValueError(f"number of seeds must be positive, got {num_seeds}")
+    name = rule_name or rule.name
+    U = config.num_updates
+    chunk = math.ceil(U / min(NUM_CHUNKS, U))
+    n_chunks = math.ceil(U / chunk)
+    start = time.time()
+
+    @eqx.filter_jit
+    def init_all(rule, keys):
+        return jax.vmap(lambda k: init(rule, task, config, key=k))(keys)
+
+    @eqx.filter_jit
+    def run_chunk(rule, states):
+        def one(state):
+            def body(s, _):
+                new, m = update_step(rule, task, config, s)
+                active = s.update < U
+                return _tree_select(active, new, s), (m, active)
+
+            return jax.lax.scan(body, state, None, length=chunk)
+
+        return jax.vmap(one)(states)
+
+    states = init_all(rule, seed_keys(seed, num_seeds))
+    pieces = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.total_steps * num_seeds, desc=f"{name} on {task.name}", unit="step", unit_scale=True, leave=False)
+    for _ in range(n_chunks):
+        states, (m, active) = run_chunk(rule, states)
+        m = jax.device_get(m)
+        active = np.asarray(active)
+        pieces.append((m, active))
+        if bar is not None:
+            bar.update(int(active.sum()) * config.steps_per_update)
+    if bar is not None:
+        bar.close()
+    keep = np.concatenate([a[0] for _, a in pieces])
+    metrics = {
+        k: np.concatenate([np.asarray(m[k]) for m, _ in pieces], axis=1)[:, keep]
+        for k in pieces[0][0]
+    }
+    for k, v in metrics.items():
+        if not np.all(np.isfinite(v)) and k in ("loss",):
+            raise FloatingPointError(f"{name} on {task.name}: non-finite {k} during training")
+    return RunResult(name, config, metrics, states, time.time() - start)
+
+
+def optimal_returns(task, state: LearnerState) -> np.ndarray | None:
+    """The exact optimal return of each seed's level, where the task knows it."""
+    if task.optimal_return is None:
+        return None
+    params = jax.device_get(state.env_params)
+    n = jax.tree.leaves(state.agent)[0].shape[0]
+    return np.array(
+        [float(task.optimal_return(jax.tree.map(lambda x: x[i], params))) for i in range(n)]
+    )
+
+
+def summarize(task, result: RunResult) -> dict[str, Any]:
+    """The `summary.json` entry of one rule."""
+    finals = final_return(result.metrics, result.config.final_fraction)
+    n = len(finals)
+    out: dict[str, Any] = {
+        "final_return_mean": float(np.nanmean(finals)),
+        "final_return_stderr": float(np.nanstd(finals, ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
+        "final_returns": [float(x) for x in finals],
+        "seeds": n,
+        "env_steps": int(result.config.num_updates * result.config.steps_per_update),
+        "wall_time_s": round(result.wall_time, 2),
+    }
+    opt = optimal_returns(task, result.state)
+    if opt is not None:
+        frac = finals / opt
+        out["optimal_return"] = [float(x) for x in opt]
+        out["normalized_return"] = float(np.nanmean(frac))
+        out["normalized_return_stderr"] = float(np.nanstd(frac, ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    return out
+
+
+def curve_rows(result: RunResult, num_points: int = 50) -> list[dict[str, Any]]:
+    """`metrics.csv` rows: one per (seed, log point), with every scalar metric window-averaged."""
+    steps, curve = learning_curve(result.metrics, num_points)
+    U = result.metrics["return_sum"].shape[-1]
+    P = len(steps)
+    edges = np.linspace(0, U, P + 1).round().astype(int)
+    extra = sorted(k for k in result.metrics if k not in ("env_steps", "return_sum", "length_sum", "episodes"))
+    rows = []
+    for s in range(curve.shape[0]):
+        for p in range(P):
+            a, b = edges[p], edges[p + 1]
+            row = {"rule": result.rule_name, "seed": s, "env_steps": int(steps[p]), "mean_return": float(curve[s, p])}
+            row["episodes"] = int(result.metrics["episodes"][s, a:b].sum())
+            for k in extra:
+                row[k] = float(np.mean(result.metrics[k][s, a:b]))
+            rows.append(row)
+    return rows
+
+
+def write_metrics_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    fields: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in fields:
+                fields.append(k)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    tmp = Path(str(path) + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, allow_nan=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def plot_curves(path: Path, task_name: str, results: list[RunResult], num_points: int = 50) -> None:
+    """All rules on one plot: mean ± standard error over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for r in results:
+        steps, curve = learning_curve(r.metrics, num_points)
+        with np.errstate(invalid="ignore"):
+            mean = np.nanmean(curve, axis=0)
+            n = np.sum(np.isfinite(curve), axis=0)
+            se = np.nanstd(curve, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1)) if curve.shape[0] > 1 else np.zeros_like(mean)
+        ax.plot(steps, mean, label=f"{r.rule_name} ({curve.shape[0]} seeds)")
+        ax.fill_between(steps, mean - se, mean + se, alpha=0.25)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("mean episode return")
+    ax.set_title(task_name)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_run(out: Path, task, results: list[RunResult], extra_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write config.json, metrics.csv, summary.json and curves.png for one or more rules."""
+    out.mkdir(parents=True, exist_ok=True)
+    config = {
+        "task": task.name,
+        "rules": {r.rule_name: r.config.to_dict() for r in results},
+        **(extra_config or {}),
+    }
+    write_json(out / "config.json", config)
+    rows = [row for r in results for row in curve_rows(r)]
+    write_metrics_csv(out / "metrics.csv", rows)
+    summary = {"task": task.name, "results": {r.rule_name: summarize(task, r) for r in results}}
+    write_json(out / "summary.json", summary)
+    plot_curves(out / "curves.png", task.name, results)
+    return summary

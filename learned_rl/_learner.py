@@ -1,0 +1,249 @@
+"""The one inner-training loop, used by every update rule.
+
+`train(rule, task, config, *, key)` is a pure JAX function: it can be `jax.jit`-compiled as a whole
+run and `jax.vmap`-ed over seeds. `init` and `run` are its two halves, for callers that want to run
+a compiled chunk at a time (the CLI does this to show progress).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, PRNGKeyArray
+
+from ._agent import Agent, AgentConfig, make_agent
+from ._rollout import EnvCarry, collect, reset_envs
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Inner-training configuration.
+
+    **Arguments:**
+
+    - `total_steps`: environment steps per run (summed over the parallel envs).
+    - `num_envs`: parallel environments B.
+    - `rollout_len`: steps T per environment between updates.
+    - `optimizer`: ``"adam"``, ``"sgd"`` or ``"rmsprop"``.
+    - `learning_rate`: the optimiser's learning rate (an array leaf of the optimiser state, via
+      `optax.inject_hyperparams`, so it can be changed per run without recompiling).
+    - `max_grad_norm`: global-norm gradient clipping; `None` for none.
+    - `anneal_lr`: anneal the learning rate linearly to 0 over the run.
+    - `agent`: an `AgentConfig`.
+    - `final_fraction`: the final return of a run is the mean return of the episodes that end in
+      this last fraction of its updates.
+    """
+
+    total_steps: int = 500_000
+    num_envs: int = 4
+    rollout_len: int = 128
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    learning_rate: float = 2.5e-4
+    max_grad_norm: float | None = 0.5
+    anneal_lr: bool = False
+    agent: AgentConfig = AgentConfig()
+    final_fraction: float = 0.1
+
+    def __post_init__(self):
+        for name in ("total_steps", "num_envs", "rollout_len"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {v!r}")
+        if self.optimizer not in ("adam", "sgd", "rmsprop"):
+            raise ValueError(f"TrainConfig.optimizer must be adam|sgd|rmsprop, got {self.optimizer!r}")
+        if not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
+            raise ValueError(f"TrainConfig.learning_rate must be positive, got {self.learning_rate!r}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"TrainConfig.max_grad_norm must be positive or None, got {self.max_grad_norm!r}")
+        if not 0 < self.final_fraction <= 1:
+            raise ValueError(f"TrainConfig.final_fraction must be in (0, 1], got {self.final_fraction!r}")
+        if self.total_steps < self.num_envs * self.rollout_len:
+            raise ValueError(
+                f"TrainConfig.total_steps ({self.total_steps}) is less than one rollout "
+                f"(num_envs × rollout_len = {self.num_envs * self.rollout_len})"
+            )
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.num_envs * self.rollout_len
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_steps // self.steps_per_update
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
+        if "agent" in d and isinstance(d["agent"], dict):
+            a = dict(d["agent"])
+            if "hidden" in a:
+                a["hidden"] = tuple(a["hidden"])
+            d["agent"] = AgentConfig(**a)
+        return cls(**d)
+
+
+def make_optimizer(config: TrainConfig, grad_steps_per_update: int = 1) -> optax.GradientTransformation:
+    """The agent optimiser of a `TrainConfig`: optional global-norm clipping, then the optimiser
+    with its learning rate injected as a state leaf (``opt_state[-1].hyperparams``)."""
+    base = {
+        "adam": functools.partial(optax.adam, eps=1e-5),
+        "sgd": optax.sgd,
+        "rmsprop": functools.partial(optax.rmsprop, decay=0.99, eps=1e-5),
+    }[config.optimizer]
+    lr: Any = config.learning_rate
+    if config.anneal_lr:
+        lr = optax.linear_schedule(
+            config.learning_rate, 0.0, config.num_updates * grad_steps_per_update
+        )
+    opt = optax.inject_hyperparams(base)(learning_rate=lr)
+    if config.max_grad_norm is None:
+        return optax.chain(opt)
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt)
+
+
+class LearnerState(eqx.Module):
+    """Everything one inner-training run carries between updates."""
+
+    agent: Agent
+    opt_state: Any
+    env_params: Any
+    env: EnvCarry
+    key: PRNGKeyArray
+    update: Array
+
+
+def _grad_steps(rule) -> int:
+    return int(getattr(rule, "num_epochs", 1)) * int(getattr(rule, "num_minibatches", 1))
+
+
+def init(rule, task, config: TrainConfig, *, key: PRNGKeyArray, env_params=None) -> LearnerState:
+    """Sample a level from the task distribution (unless `env_params` is given), build the agent
+    and its optimiser state, and reset the environments."""
+    k_level, k_agent, k_env, k_run = jax.random.split(key, 4)
+    if env_params is None:
+        env_params = task.sample_params(k_level)
+    agent = make_agent(
+        task,
+        config.agent,
+        prediction_dim=rule.prediction_dim,
+        value=rule.needs_value,
+        key=k_agent,
+    )
+    optimizer = make_optimizer(config, _grad_steps(rule))
+    opt_state = optimizer.init(eqx.filter(agent, eqx.is_inexact_array))
+    carry = reset_envs(task.env, env_params, config.num_envs, key=k_env)
+    return LearnerState(agent, opt_state, env_params, carry, k_run, jnp.zeros((), jnp.int32))
+
+
+def update_step(rule, task, config: TrainConfig, state: LearnerState) -> tuple[LearnerState, dict[str, Array]]:
+    """One rollout and one rule update. Returns the new state and this update's metrics."""
+    optimizer = make_optimizer(config, _grad_steps(rule))
+    key, k_roll, k_upd = jax.random.split(state.key, 3)
+    carry, traj, stats = collect(
+        state.agent, task.env, state.env_params, state.env, config.rollout_len, key=k_roll
+    )
+    agent, opt_state, metrics = rule.update(state.agent, state.opt_state, optimizer, traj, key=k_upd)
+    new = LearnerState(agent, opt_state, state.env_params, carry, key, state.update + 1)
+    metrics = {
+        **metrics,
+        "env_steps": (state.update + 1) * config.steps_per_update,
+        "return_sum": stats.return_sum,
+        "length_sum": stats.length_sum,
+        "episodes": stats.count,
+    }
+    return new, metrics
+
+
+def run(rule, task, config: TrainConfig, state: LearnerState, num_updates: int):
+    """`num_updates` updates under `lax.scan`. Returns `(state, metrics)`; every metric has a
+    leading axis of length `num_updates`."""
+
+    def body(s, _):
+        return update_step(rule, task, config, s)
+
+    return jax.lax.scan(body, state, None, length=num_updates)
+
+
+def train(rule, task, config: TrainConfig, *, key: PRNGKeyArray):
+    """Train one fresh agent on `task` with `rule`.
+
+    **Arguments:**
+
+    - `rule`: an `AbstractUpdateRule` (A2C, PPO, LPG, ...).
+    - `task`: a `tasks.Task`; a level is sampled from its distribution with `key`.
+    - `config`: a `TrainConfig` (use `rule.default_config(task)` for the documented defaults).
+    - `key`: a PRNG key. The same key gives the same result.
+
+    **Returns:** `(state, metrics)`: the final `LearnerState` and a dict of per-update metrics
+    (``env_steps``, ``return_sum``, ``episodes``, ``length_sum`` and the rule's loss metrics).
+    Use `learning_curve` and `final_return` to summarise them.
+
+    Pure JAX: `jax.jit(lambda k: train(rule, task, config, key=k))` compiles the whole run and
+    `jax.vmap` over keys trains several seeds at once.
+    """
+    state = init(rule, task, config, key=key)
+    return run(rule, task, config, state, config.num_updates)
+
+
+# ----------------------------------------------------------------------------- host-side summaries
+
+
+def learning_curve(metrics: dict[str, Any], num_points: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Average the returns of episodes that ended in each of `num_points` equal windows of updates.
+
+    Works on metrics with leading axes ``[..., U]`` (e.g. ``[seeds, U]``). Windows with no finished
+    episode carry the previous window's value forward (NaN before the first finished episode).
+
+    **Returns:** `(env_steps[P], mean_return[..., P])`.
+    """
+    rs = np.asarray(metrics["return_sum"], np.float64)
+    n = np.asarray(metrics["episodes"], np.float64)
+    steps = np.asarray(metrics["env_steps"])
+    steps = steps.reshape(-1, steps.shape[-1])[0]
+    U = rs.shape[-1]
+    P = max(1, min(num_points, U))
+    edges = np.linspace(0, U, P + 1).round().astype(int)
+    rsum = np.stack([rs[..., a:b].sum(-1) for a, b in zip(edges[:-1], edges[1:])], -1)
+    cnt = np.stack([n[..., a:b].sum(-1) for a, b in zip(edges[:-1], edges[1:])], -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        curve = np.where(cnt > 0, rsum / np.maximum(cnt, 1), np.nan)
+    for p in range(1, P):
+        curve[..., p] = np.where(np.isnan(curve[..., p]), curve[..., p - 1], curve[..., p])
+    return steps[edges[1:] - 1], curve
+
+
+def final_return(metrics: dict[str, Any], fraction: float = 0.1) -> np.ndarray:
+    """Mean return of the episodes that ended in the last `fraction` of updates (per leading index).
+    If none ended there, the window is widened backwards until one did (NaN if none ever did)."""
+    rs = np.asarray(metrics["return_sum"], np.float64)
+    n = np.asarray(metrics["episodes"], np.float64)
+    U = rs.shape[-1]
+    start = U - max(1, int(round(U * fraction)))
+    out = np.full(rs.shape[:-1], np.nan)
+    for idx in np.ndindex(*rs.shape[:-1]):
+        s = start
+        while True:
+            c = n[idx][s:].sum()
+            if c > 0:
+                out[idx] = rs[idx][s:].sum() / c
+                break
+            if s == 0:
+                break
+            s = max(0, s - max(1, U // 20))
+    return out

@@ -1,0 +1,90 @@
+"""`AbstractUpdateRule`: the one interface every learner (A2C, PPO, LPG, LPO, DPO) implements."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .._agent import Agent
+from .._rollout import Trajectory
+
+
+def apply_gradients(agent: Agent, grads: Agent, opt_state, optimizer: optax.GradientTransformation):
+    """One optimiser step on the agent's inexact-array leaves. Returns `(agent, opt_state)`."""
+    params = eqx.filter(agent, eqx.is_inexact_array)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return eqx.apply_updates(agent, updates), opt_state
+
+
+class AbstractUpdateRule(eqx.Module):
+    """An update rule maps an agent and a trajectory to a new agent.
+
+    Hand-written rules (A2C, PPO) and learned rules (LPG, LPO) are the same kind of object; a
+    learned rule's inexact-array leaves *are* its meta-parameters.
+
+    Subclasses implement `loss`. The default `update` takes one gradient step on it; rules that
+    reuse a batch (PPO's epochs × minibatches) override `update`.
+
+    Class attributes:
+
+    - `name`: the rule's name in the CLI and in result files.
+    - `prediction_dim`: m, the size of the agent's prediction head y (0: no head).
+    - `needs_value`: whether the agent needs a value head.
+    """
+
+    name: eqx.AbstractClassVar[str]
+    prediction_dim: eqx.AbstractClassVar[int]
+    needs_value: eqx.AbstractClassVar[bool]
+
+    @abc.abstractmethod
+    def loss(
+        self, agent: Agent, traj: Trajectory, *, key: PRNGKeyArray
+    ) -> tuple[Float[Array, ""], dict[str, Array]]:
+        """The agent's loss on a trajectory, and a dict of scalar metrics."""
+
+    def update(
+        self,
+        agent: Agent,
+        opt_state: Any,
+        optimizer: optax.GradientTransformation,
+        traj: Trajectory,
+        *,
+        key: PRNGKeyArray,
+    ) -> tuple[Agent, Any, dict[str, Array]]:
+        """Update the agent on one trajectory. Returns `(agent, opt_state, metrics)`."""
+        grads, metrics = eqx.filter_grad(lambda a: self.loss(a, traj, key=key), has_aux=True)(agent)
+        agent, opt_state = apply_gradients(agent, grads, opt_state, optimizer)
+        return agent, opt_state, metrics
+
+    @abc.abstractmethod
+    def default_config(self, task) -> Any:
+        """The documented default `TrainConfig` of this rule for the task's family."""
+
+
+def categorical_log_prob_entropy(logits: Array, action: Array) -> tuple[Array, Array]:
+    """log π(a|s) and H(π(·|s)) from logits ``[..., A]`` and integer actions ``[...]``."""
+    logp_all = jax.nn.log_softmax(logits)
+    logp = jnp.take_along_axis(logp_all, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+    return logp, entropy
+
+
+def batched(agent: Agent, obs: Array):
+    """Apply the agent to observations with any leading axes (``[T, B]``, ``[N]``, ...)."""
+    lead = obs.shape[: obs.ndim - agent.obs_ndim]
+    flat = obs.reshape((-1, *obs.shape[len(lead):]))
+    out = jax.vmap(agent)(flat)
+    return jax.tree.map(lambda x: x.reshape((*lead, *x.shape[1:])), out)
+
+
+def batched_value(agent: Agent, obs: Array) -> Array:
+    """The agent's value head on observations with any leading axes."""
+    lead = obs.shape[: obs.ndim - agent.obs_ndim]
+    flat = obs.reshape((-1, *obs.shape[len(lead):]))
+    return jax.vmap(agent.value)(flat).reshape(lead)

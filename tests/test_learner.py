@@ -1,0 +1,114 @@
+"""The shared agent, rollout, returns and training loop."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tasks
+from baselines import A2C, PPO
+from learned_rl import TrainConfig, collect, final_return, gae, learning_curve, make_agent, reset_envs, train
+from learned_rl._experiment import run_seeds, seed_keys
+from learned_rl.rules import ClipDrift, mirror_objective
+
+
+def test_gae_matches_hand_computation():
+    gamma, lam = 0.9, 0.8
+    r = jnp.array([[1.0], [2.0], [3.0]])
+    v = jnp.array([[0.5], [0.4], [0.3]])
+    nv = jnp.array([[0.4], [0.0], [0.7]])  # step 1 terminated: its next value is already 0
+    done = jnp.array([[False], [True], [False]])
+    adv = np.asarray(gae(r, v, nv, done, gamma, lam))[:, 0]
+    d2 = 3.0 + 0.9 * 0.7 - 0.3
+    d1 = 2.0 + 0.0 - 0.4  # the recursion is cut after a done step
+    d0 = 1.0 + 0.9 * 0.4 - 0.5
+    np.testing.assert_allclose(adv, [d0 + gamma * lam * d1, d1, d2], rtol=1e-6)
+
+
+def test_gae_bootstraps_on_truncation_not_termination():
+    r = jnp.zeros((1, 2))
+    v = jnp.zeros((1, 2))
+    done = jnp.array([[True, True]])
+    # env 0 truncated (next value kept), env 1 terminated (next value zeroed by the caller)
+    nv = jnp.array([[5.0, 0.0]])
+    adv = gae(r, v, nv, done, 0.5, 1.0)
+    np.testing.assert_allclose(adv, [[2.5, 0.0]])
+
+
+def test_rollout_next_obs_is_pre_reset_observation():
+    task = tasks.make("CartPole-v1")
+    agent = make_agent(task, key=jax.random.PRNGKey(0))
+    carry = reset_envs(task.env, task.default_params, 8, key=jax.random.PRNGKey(1))
+    carry, traj, stats = jax.jit(lambda c: collect(agent, task.env, task.default_params, c, 200, key=jax.random.PRNGKey(2)))(carry)
+    assert traj.obs.shape == (200, 8, 4) and traj.action.shape == (200, 8)
+    done = np.asarray(traj.done)
+    assert done.sum() > 0 and stats.count == done.sum()
+    # where not done, next_obs[t] == obs[t+1]; where done, obs[t+1] is a fresh reset
+    same = np.all(np.isclose(traj.next_obs[:-1], traj.obs[1:]), axis=-1)
+    assert np.all(same[~done[:-1]])
+    assert not np.any(same[done[:-1]])
+    # a random CartPole policy scores about 20 per episode
+    assert 10 < float(stats.return_sum / stats.count) < 40
+
+
+def test_clip_drift_is_ppo_clip_objective():
+    key1, key2 = jax.random.split(jax.random.PRNGKey(0))
+    log_r = jax.random.normal(key1, (1000,)) * 0.5
+    adv = jax.random.normal(key2, (1000,))
+    r = jnp.exp(log_r)
+    ppo = jnp.mean(jnp.minimum(r * adv, jnp.clip(r, 0.8, 1.2) * adv))
+    np.testing.assert_allclose(mirror_objective(ClipDrift(0.2), log_r, adv), ppo, rtol=1e-6)
+    grid_r = jnp.linspace(0.2, 3.0, 57)[:, None]
+    grid_a = jnp.linspace(-3, 3, 13)[None, :]
+    f = ClipDrift(0.2)(jnp.log(grid_r), grid_a)
+    assert jnp.all(f >= 0)
+    np.testing.assert_allclose(ClipDrift(0.2)(jnp.zeros(13), grid_a[0]), 0.0)
+    dfdr = jax.vmap(jax.grad(lambda r, a: ClipDrift(0.2)(jnp.log(r), a), argnums=0), (None, 0))(1.0, grid_a[0])
+    np.testing.assert_allclose(dfdr, 0.0)
+
+
+def test_agent_gradients_are_nonzero_and_tabular_is_lookup():
+    task = tasks.make("gridworld/dense")
+    agent = make_agent(task, prediction_dim=8, key=jax.random.PRNGKey(0))
+    out = agent(jnp.int32(5))
+    assert out.logits.shape == (task.num_actions,) and out.y_logits.shape == (8,) and out.value.shape == ()
+    assert agent.policy_head.weight.shape == (task.num_states, task.num_actions)
+    g = eqx.filter_grad(lambda a: a(jnp.int32(5)).logits[0] + a(jnp.int32(5)).value)(agent)
+    assert float(jnp.abs(g.policy_head.weight).sum()) > 0
+    # only row 5 of the table gets gradient
+    assert float(jnp.abs(g.policy_head.weight[jnp.arange(task.num_states) != 5]).sum()) == 0.0
+
+
+def test_same_seed_same_metrics_and_vmap_matches_single_runs():
+    task = tasks.make("CartPole-v1")
+    rule = A2C()
+    cfg = rule.default_config(task).replace(total_steps=16 * 8 * 30)
+    a = run_seeds(rule, task, cfg, num_seeds=2, seed=7, progress=False)
+    b = run_seeds(rule, task, cfg, num_seeds=2, seed=7, progress=False)
+    for k in a.metrics:
+        np.testing.assert_array_equal(a.metrics[k], b.metrics[k])
+    c = run_seeds(rule, task, cfg, num_seeds=2, seed=8, progress=False)
+    assert not np.array_equal(a.metrics["loss"], c.metrics["loss"])
+    # seed index 1 of the vmapped, chunked run == one whole-run jitted `train` with that key
+    key = seed_keys(7, 2)[1]
+    _, m = jax.jit(lambda k: train(rule, task, cfg, key=k))(key)
+    np.testing.assert_allclose(a.metrics["loss"][1], m["loss"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(a.metrics["env_steps"][1], m["env_steps"])
+
+
+def test_ppo_solves_cartpole_within_500k_steps():
+    task = tasks.make("CartPole-v1")
+    rule = PPO()
+    cfg = rule.default_config(task)
+    assert cfg.total_steps == 500_000 and cfg.num_envs == 4 and cfg.rollout_len == 128
+    _, m = jax.jit(lambda k: train(rule, task, cfg, key=k))(jax.random.PRNGKey(0))
+    assert final_return(m) >= 475
+    steps, curve = learning_curve(m, 10)
+    assert curve[0] < 200  # it really learned, from a poor start
+
+
+def test_train_config_rejects_bad_values():
+    for bad in [dict(total_steps=0), dict(num_envs=-1), dict(learning_rate=0.0), dict(optimizer="lamb"), dict(total_steps=10, num_envs=4, rollout_len=8)]:
+        with pytest.raises(ValueError):
+            TrainConfig(**bad)
