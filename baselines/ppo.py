@@ -9,12 +9,13 @@ Default hyperparameters per task family (`PPO.default_config(task)`, see `PPO_DE
 | family | envs × steps | epochs × minibatches | optimiser | lr | agent |
 |---|---|---|---|---|---|
 | classic control, bsuite, misc | 4 × 128 | 4 × 4 | Adam, annealed | 2.5e-4 | MLP 64-64 tanh |
-| tabular grid worlds, chains | 64 × 20 | 4 × 4 | SGD (clip 0.5) | 40 | lookup tables |
+| tabular grid worlds, chains | 64 × 20 | 4 × 4 | SGD (clip 0.5) | 20 | lookup tables |
 | random grid worlds | 64 × 20 | 4 × 4 | Adam | 5e-4 | MLP 64-64 ReLU |
 | MinAtar | 64 × 128 | 4 × 8 | Adam, annealed | 5e-4 | MinAtar CNN |
 
 The classic-control defaults are PureJaxRL's CartPole PPO (γ 0.99, λ 0.95, ε 0.2, entropy 0.01,
-value coefficient 0.5, max grad norm 0.5).
+value coefficient 0.5, max grad norm 0.5). The tabular learning rate was picked by a sweep on
+`gridworld/dense` (1M steps, 2 seeds): lr 5/20/40 reached 0.56/0.77/0.76 of the optimal return.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ PPO_DEFAULTS: dict[str, TrainConfig] = {
         learning_rate=2.5e-4, max_grad_norm=0.5, anneal_lr=True,
         agent=AgentConfig(hidden=(64, 64), activation="tanh"),
     ),
-    "tabular": A2C_DEFAULTS["tabular"],
-    "chain": A2C_DEFAULTS["chain"],
+    "tabular": A2C_DEFAULTS["tabular"].replace(learning_rate=20.0),
+    "chain": A2C_DEFAULTS["chain"].replace(learning_rate=20.0),
     "random_gridworld": A2C_DEFAULTS["random_gridworld"],
     "minatar": TrainConfig(
         total_steps=5_000_000, num_envs=64, rollout_len=128, optimizer="adam",

@@ -50,13 +50,24 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list tasks and named task sets")
 
     t = sub.add_parser("train", help="train fresh agents with an update rule (seeds vmapped)")
-    t.add_argument("--rule", required=True, help="a2c | ppo")
+    t.add_argument("--rule", required=True, help="a2c | ppo | lpg:PATH_OR_PRETRAINED")
     t.add_argument("--task", required=True, help="a task name (see `learned-rl tasks`)")
     t.add_argument("--steps", type=_positive_int("--steps"), default=None, help="env steps per seed (default: the rule's default for the task family)")
     t.add_argument("--seeds", type=_positive_int("--seeds"), default=3, help="number of seeds, vmapped (default 3)")
     t.add_argument("--seed", type=_nonneg_int, default=0, help="base seed (default 0)")
     t.add_argument("--out", default=None, help="output directory (default runs/<rule>-<task>)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    m = sub.add_parser("meta-train", help="meta-train a learned rule (writes rule.eqx, checkpoints, metrics.csv, curves.png)")
+    m.add_argument("kind", choices=["lpg"], help="the learned rule to meta-train")
+    m.add_argument("--tasks", required=True, help="a task set (lpg-tabular, ...), a task, or comma-separated tasks")
+    m.add_argument("--preset", default="cpu", help="cpu (default) | paper | groove-bench")
+    m.add_argument("--steps", type=_positive_int("--steps"), default=None, help="meta-steps (default: the preset's)")
+    m.add_argument("--seed", type=_nonneg_int, default=0)
+    m.add_argument("--out", default=None, help="run directory (default runs/meta-<kind>-<tasks>)")
+    m.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.eqx")
+    m.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints (default 180)")
+    m.add_argument("--no-progress", action="store_true")
 
     d = sub.add_parser("demo", help="the main demo: compare A2C and PPO on a grid world")
     d.add_argument("--task", default="gridworld/dense")
@@ -143,11 +154,27 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_meta_train(args) -> int:
+    from .meta._run import run_meta_train
+
+    if not args.checkpoint_every > 0:
+        raise ValueError("--checkpoint-every must be positive")
+    out = _out_dir(args, f"runs/meta-{args.kind}-{args.tasks.replace('/', '_').replace(',', '+')}")
+    meta = run_meta_train(
+        args.kind, args.tasks, preset=args.preset, steps=args.steps, seed=args.seed, out=out,
+        resume=args.resume, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
+    )
+    print(f"Meta-trained {meta['meta_steps']} steps ({meta['env_steps']} env steps) on {', '.join(meta['tasks'])}.")
+    print(f"Preferred agent arm: learning rate {meta['preferred_arm']['learning_rate']:g}, alpha_y {meta['preferred_arm']['alpha_y']:g}.")
+    print(f"Wrote {out}/rule.eqx, checkpoint.eqx, metrics.csv, curves.png")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-        return {"tasks": _cmd_tasks, "train": _cmd_train, "demo": _cmd_demo}[args.command](args)
+        return {"tasks": _cmd_tasks, "train": _cmd_train, "meta-train": _cmd_meta_train, "demo": _cmd_demo}[args.command](args)
     except _UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

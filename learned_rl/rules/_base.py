@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -39,8 +39,8 @@ class AbstractUpdateRule(eqx.Module):
     """
 
     name: eqx.AbstractClassVar[str]
-    prediction_dim: eqx.AbstractClassVar[int]
-    needs_value: eqx.AbstractClassVar[bool]
+    prediction_dim: ClassVar[int] = 0
+    needs_value: ClassVar[bool] = False
 
     @abc.abstractmethod
     def loss(

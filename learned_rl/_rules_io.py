@@ -1,0 +1,58 @@
+"""Saving and loading learned rules (`rule.eqx`): a JSON header with the rule's config, then its
+leaves. `load_rule` rebuilds the rule's structure from the header and checks the file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+
+from ._checkpoint import CheckpointError, load, read_header, save
+
+RULE_KINDS = ("lpg",)
+
+
+def _rule_class(kind: str):
+    if kind == "lpg":
+        from .rules._lpg import LPG
+
+        return LPG
+    raise CheckpointError(f"unknown rule kind {kind!r} (known: {', '.join(RULE_KINDS)})")
+
+
+def save_rule(path: str | os.PathLike, rule, *, metadata: dict[str, Any] | None = None) -> Path:
+    """Atomically save a learned rule with its config (and optional metadata) in the header."""
+    if rule.name not in RULE_KINDS:
+        raise TypeError(f"save_rule: {type(rule).__name__} is not a learned rule kind ({', '.join(RULE_KINDS)})")
+    config = {"rule": rule.config(), "metadata": metadata or {}}
+    return save(path, rule, kind=rule.name, config=config)
+
+
+def load_rule(path: str | os.PathLike, *, kind: str | None = None):
+    """Load a rule saved by `save_rule` (or by `learned-rl meta-train`).
+
+    **Arguments:**
+
+    - `path`: the `.eqx` file.
+    - `kind`: if given, the rule kind expected (``"lpg"``); another kind raises `CheckpointError`.
+
+    Raises `CheckpointError` (a `ValueError`) naming the file for a missing, truncated, corrupt or
+    mismatched file.
+    """
+    header, _ = read_header(path)
+    found = header.get("kind")
+    if kind is not None and found != kind:
+        raise CheckpointError(f"{path}: holds a {found!r} rule, expected {kind!r}")
+    if found not in RULE_KINDS:
+        raise CheckpointError(f"{path}: holds a {found!r}, not a learned rule")
+    cls = _rule_class(found)
+    _, rule = load(path, lambda cfg: eqx.filter_eval_shape(lambda: cls.from_config(cfg["rule"])), kind=found)
+    return rule
+
+
+def rule_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata stored in a rule file's header."""
+    header, _ = read_header(path)
+    return header.get("config", {}).get("metadata", {})

@@ -1,0 +1,324 @@
+"""Meta-gradient estimators: interchangeable strategies for `meta_train`.
+
+An estimator owns the inner problems (a population of agent lifetimes, or of inner training runs)
+and returns an estimate of the gradient of the meta-loss with respect to the rule's
+meta-parameters (its inexact-array leaves). `meta_train` only applies those gradients, so a new
+estimator (evolution strategies, PES, ...) plugs in without a second meta-training loop.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, PRNGKeyArray
+
+from .._agent import AgentConfig, make_agent
+from .._learner import LearnerState, TrainConfig, init as learner_init, update_step
+from .._returns import gae, normalize
+from .._rollout import collect
+from ..rules._base import apply_gradients, batched, batched_value, categorical_log_prob_entropy
+from ._bandit import BanditState, bandit_init, bandit_probs, bandit_sample, bandit_update
+
+
+class AbstractMetaEstimator(eqx.Module):
+    """Estimates ∇_η of a meta-loss for a rule with meta-parameters η.
+
+    - `init(rule, tasks, *, key)` builds the estimator's state (its inner problems).
+    - `estimate(meta_params, rule_static, state, *, key)` returns
+      `(meta_loss, grads, state, metrics)`, where `grads` has the structure of `meta_params`
+      (``eqx.filter(rule, eqx.is_inexact_array)``) and `metrics` is a dict of arrays.
+
+    Both must be pure JAX functions of arrays (the estimator's own fields are static config).
+    """
+
+    @abc.abstractmethod
+    def init(self, rule, tasks: list, *, key: PRNGKeyArray) -> Any: ...
+
+    @abc.abstractmethod
+    def estimate(self, meta_params, rule_static, state, *, key: PRNGKeyArray) -> tuple[Array, Any, Any, dict[str, Array]]: ...
+
+    def validate(self, rule, tasks: list) -> None:
+        """Raise `ValueError` for a rule or task set this estimator cannot handle (before any
+        compilation)."""
+
+
+def with_learning_rate(opt_state, learning_rate):
+    """Return `opt_state` with the injected learning rate replaced (see `make_optimizer`)."""
+
+    def fix(s):
+        if isinstance(s, optax.InjectHyperparamsState):
+            return s._replace(hyperparams={**s.hyperparams, "learning_rate": jnp.asarray(learning_rate, jnp.float32)})
+        return s
+
+    return jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, optax.InjectHyperparamsState))
+
+
+class Lifetime(eqx.Module):
+    """One agent lifetime in the meta-training population (batched over lifetimes of one task)."""
+
+    learner: LearnerState
+    critic: Any
+    critic_opt: Any
+    arm: Array
+    age: Array  # agent updates done in this lifetime
+    length: Array  # agent updates this lifetime lasts (the first is shorter: staggering)
+    late_return_sum: Array
+    late_return_count: Array
+    return_ema: Array
+    return_seen: Array
+
+
+class TMGState(eqx.Module):
+    """Truncated-meta-gradient state: one batch of lifetimes and one bandit per task."""
+
+    groups: tuple[Lifetime, ...]
+    bandits: tuple[BanditState, ...]
+
+
+class TruncatedMetaGradient(AbstractMetaEstimator):
+    """LPG's estimator: K agent updates with the rule, then an actor-critic meta-objective on a
+    fresh rollout of the updated agent, differentiated through all K updates.
+
+    The meta-loss of one lifetime is
+
+        −E[log π_θK(a|s) · Â] − β0 H(π_θK) − β1 H(y_θK) + β2 E[π̂²] + β3 E[‖ŷ‖²],
+
+    with Â = normalised GAE(γ, λ) from a meta-critic V_ψ that belongs to the lifetime, is used only
+    for meta-training, and is trained on every meta-rollout with Adam (its loss is reported as
+    ``critic_loss``). π̂ and ŷ are the rule's outputs during the K updates.
+
+    Lifetimes are grouped by task (one vmapped batch per task, since tasks differ in observation
+    shapes); each restarts with a new level from its task distribution and a new bandit arm
+    (learning rate × α_y) when its `lifetime_updates` are done. Each lifetime's first length is
+    drawn uniformly from [K, lifetime_updates], so the population is staggered.
+    """
+
+    inner_steps: int = eqx.field(static=True, default=5)
+    lifetimes_per_task: int = eqx.field(static=True, default=2)
+    num_envs: int = eqx.field(static=True, default=16)
+    rollout_len: int = eqx.field(static=True, default=20)
+    lifetime_updates: int = eqx.field(static=True, default=300)
+    learning_rates: tuple[float, ...] = eqx.field(static=True, default=(10.0, 20.0, 40.0, 80.0))
+    alpha_ys: tuple[float, ...] = eqx.field(static=True, default=(0.1, 0.5, 1.0))
+    agent_max_grad_norm: float = eqx.field(static=True, default=0.5)
+    betas: tuple[float, float, float, float] = eqx.field(static=True, default=(0.01, 0.001, 0.001, 0.001))
+    gae_lambda: float = eqx.field(static=True, default=0.95)
+    critic_lr_tabular: float = eqx.field(static=True, default=0.05)
+    critic_lr: float = eqx.field(static=True, default=1e-3)
+    bandit_temperature: float = eqx.field(static=True, default=0.1)
+    bandit_bonus: float = eqx.field(static=True, default=0.2)
+    bandit_window: int = eqx.field(static=True, default=10)
+    agent_hidden: tuple[int, ...] = eqx.field(static=True, default=(64, 64))
+    checkpoint_inner: bool = eqx.field(static=True, default=True)
+    tasks: tuple = eqx.field(static=True, default=())
+    return_scales: tuple[float, ...] = eqx.field(static=True, default=())
+
+    def __check_init__(self):
+        for name in ("inner_steps", "lifetimes_per_task", "num_envs", "rollout_len", "lifetime_updates", "bandit_window"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"TruncatedMetaGradient.{name} must be a positive integer, got {v!r}")
+        if self.inner_steps > self.lifetime_updates:
+            raise ValueError(
+                f"TruncatedMetaGradient: K (inner_steps={self.inner_steps}) is longer than a lifetime "
+                f"(lifetime_updates={self.lifetime_updates})"
+            )
+        if not self.learning_rates or not self.alpha_ys or min(self.learning_rates) <= 0 or min(self.alpha_ys) < 0:
+            raise ValueError("TruncatedMetaGradient: learning_rates must be positive and alpha_ys non-negative")
+
+    # ------------------------------------------------------------------ configuration per task
+
+    @property
+    def arms(self) -> list[tuple[float, float]]:
+        return [(lr, a) for lr in self.learning_rates for a in self.alpha_ys]
+
+    def bind(self, tasks: list) -> "TruncatedMetaGradient":
+        """Attach the task list (static) and each task's bandit return scale."""
+        scales = []
+        for t in tasks:
+            s = 1.0
+            if t.optimal_return is not None:
+                s = float(abs(t.optimal_return(t.default_params))) or 1.0
+            scales.append(s)
+        return dataclasses.replace(self, tasks=tuple(tasks), return_scales=tuple(scales))
+
+    def validate(self, rule, tasks):
+        for t in tasks:
+            if t.continuous_actions:
+                raise ValueError(f"task {t.name!r} has continuous actions; LPG agents are categorical")
+        if not hasattr(rule, "network"):
+            raise TypeError(f"TruncatedMetaGradient needs a learned rule with a network, got {type(rule).__name__}")
+
+    def _train_config(self, task) -> TrainConfig:
+        agent = AgentConfig(torso="tabular") if task.obs_kind == "index" else AgentConfig(hidden=self.agent_hidden, activation="relu")
+        return TrainConfig(
+            total_steps=self.lifetime_updates * self.num_envs * self.rollout_len,
+            num_envs=self.num_envs,
+            rollout_len=self.rollout_len,
+            optimizer="sgd",
+            learning_rate=1.0,
+            max_grad_norm=self.agent_max_grad_norm,
+            agent=agent,
+        )
+
+    def _critic_optimizer(self, task):
+        return optax.adam(self.critic_lr_tabular if task.obs_kind == "index" else self.critic_lr)
+
+    # ------------------------------------------------------------------ lifetimes
+
+    def _new_lifetime(self, rule, task, bandit: BanditState, length, *, key) -> Lifetime:
+        k_arm, k_learner, k_critic = jax.random.split(key, 3)
+        cfg = self._train_config(task)
+        arm = bandit_sample(bandit, key=k_arm, temperature=self.bandit_temperature, bonus=self.bandit_bonus)
+        lrs = jnp.asarray([lr for lr, _ in self.arms], jnp.float32)
+        learner = learner_init(rule, task, cfg, key=k_learner)
+        learner = eqx.tree_at(lambda s: s.opt_state, learner, with_learning_rate(learner.opt_state, lrs[arm]))
+        critic = make_agent(task, cfg.agent, prediction_dim=0, value=True, key=k_critic)
+        critic_opt = self._critic_optimizer(task).init(eqx.filter(critic, eqx.is_inexact_array))
+        z = jnp.zeros((), jnp.float32)
+        return Lifetime(learner, critic, critic_opt, arm, jnp.zeros((), jnp.int32), jnp.asarray(length, jnp.int32), z, z, z, jnp.zeros((), bool))
+
+    def init(self, rule, tasks, *, key):
+        est = self if self.tasks else self.bind(tasks)
+        groups, bandits = [], []
+        for i, task in enumerate(est.tasks):
+            bandit = bandit_init(len(est.arms), est.bandit_window, est.return_scales[i])
+            k_len, k_new = jax.random.split(jax.random.fold_in(key, i))
+            lengths = jax.random.randint(k_len, (est.lifetimes_per_task,), est.inner_steps, est.lifetime_updates + 1)
+            keys = jax.random.split(k_new, est.lifetimes_per_task)
+            groups.append(jax.vmap(lambda k, n: est._new_lifetime(rule, task, bandit, n, key=k))(keys, lengths))
+            bandits.append(bandit)
+        return TMGState(tuple(groups), tuple(bandits))
+
+    # ------------------------------------------------------------------ the meta-loss of one lifetime
+
+    def _lifetime_loss(self, meta_params, rule_static, task, lt: Lifetime, key):
+        rule = eqx.combine(meta_params, rule_static)
+        alphas = jnp.asarray([a for _, a in self.arms], jnp.float32)
+        rule = eqx.tree_at(lambda r: r.alpha_y, rule, alphas[lt.arm])
+        cfg = self._train_config(task)
+        K = self.inner_steps
+
+        def inner(state, _):
+            return update_step(rule, task, cfg, state)
+
+        if self.checkpoint_inner:
+            inner = jax.checkpoint(inner)
+        learner, m = jax.lax.scan(inner, lt.learner, None, length=K)
+
+        # fresh rollout of the updated agent (the environments continue)
+        k_roll, key = jax.random.split(key)
+        carry, traj, stats = collect(learner.agent, task.env, learner.env_params, learner.env, self.rollout_len, key=k_roll)
+        learner = LearnerState(learner.agent, learner.opt_state, learner.env_params, carry, learner.key, learner.update)
+
+        # meta-critic
+        def critic_loss_fn(critic):
+            v = batched_value(critic, traj.obs)
+            nv = batched_value(critic, traj.next_obs) * (1.0 - traj.terminated)
+            adv = gae(traj.reward, jax.lax.stop_gradient(v), jax.lax.stop_gradient(nv), traj.done, rule.gamma, self.gae_lambda)
+            target = jax.lax.stop_gradient(adv + v)
+            return 0.5 * jnp.mean((v - target) ** 2), adv
+
+        (critic_loss, adv), cgrads = jax.value_and_grad(critic_loss_fn, has_aux=True)(lt.critic)
+        critic, critic_opt = apply_gradients(lt.critic, cgrads, lt.critic_opt, self._critic_optimizer(task))
+        adv = jax.lax.stop_gradient(normalize(adv))
+
+        out = batched(learner.agent, traj.obs)
+        logp, entropy = categorical_log_prob_entropy(out.logits, traj.action)
+        log_y = jax.nn.log_softmax(out.y_logits)
+        y_entropy = -jnp.sum(jnp.exp(log_y) * log_y, axis=-1)
+        b0, b1, b2, b3 = self.betas
+        pg = -jnp.mean(logp * adv)
+        meta_loss = (
+            pg
+            - b0 * jnp.mean(entropy)
+            - b1 * jnp.mean(y_entropy)
+            + b2 * jnp.mean(m["pi_hat_sq"])
+            + b3 * jnp.mean(m["y_hat_sq"])
+        )
+
+        # lifetime bookkeeping (no gradient)
+        sg = jax.lax.stop_gradient
+        age = lt.age + K
+        late = age > lt.length - jnp.maximum(K, lt.length // 5)
+        rs = sg(jnp.sum(m["return_sum"]) + stats.return_sum)
+        n = sg(jnp.sum(m["episodes"]) + stats.count)
+        mean_ret = rs / jnp.maximum(n, 1.0)
+        ema = jnp.where(n > 0, jnp.where(lt.return_seen, 0.9 * lt.return_ema + 0.1 * mean_ret, mean_ret), lt.return_ema)
+        new_lt = Lifetime(
+            sg(learner),
+            critic,
+            critic_opt,
+            lt.arm,
+            age,
+            lt.length,
+            lt.late_return_sum + jnp.where(late, rs, 0.0),
+            lt.late_return_count + jnp.where(late, n, 0.0),
+            ema,
+            lt.return_seen | (n > 0),
+        )
+        aux = {
+            "meta_pg_loss": pg,
+            "critic_loss": critic_loss,
+            "entropy": jnp.mean(entropy),
+            "y_entropy": jnp.mean(y_entropy),
+            "pi_hat_sq": jnp.mean(m["pi_hat_sq"]),
+            "lifetime_return": ema,
+        }
+        return meta_loss, (new_lt, aux)
+
+    # ------------------------------------------------------------------ one estimate
+
+    def estimate(self, meta_params, rule_static, state: TMGState, *, key):
+        keys = jax.random.split(key, 2 * len(self.tasks))
+
+        def total_loss(mp):
+            losses, outs = [], []
+            for i, task in enumerate(self.tasks):
+                ks = jax.random.split(keys[2 * i], self.lifetimes_per_task)
+                l, out = jax.vmap(lambda lt, k: self._lifetime_loss(mp, rule_static, task, lt, k))(state.groups[i], ks)
+                losses.append(jnp.mean(l))
+                outs.append(out)
+            return jnp.mean(jnp.stack(losses)), outs
+
+        (loss, outs), grads = eqx.filter_value_and_grad(total_loss, has_aux=True)(meta_params)
+
+        rule = eqx.combine(meta_params, rule_static)
+        groups, bandits, metrics = [], [], {}
+        for i, task in enumerate(self.tasks):
+            lts, aux = outs[i]
+            ended = lts.age >= lts.length
+            final = jnp.where(lts.late_return_count > 0, lts.late_return_sum / jnp.maximum(lts.late_return_count, 1.0), lts.return_ema)
+            bandit = state.bandits[i]
+
+            def push(b, x):
+                arm, f, e = x
+                return bandit_update(b, arm, f, e), None
+
+            bandit, _ = jax.lax.scan(push, bandit, (lts.arm, final, ended))
+            k_new = jax.random.split(keys[2 * i + 1], self.lifetimes_per_task)
+            fresh = jax.vmap(lambda k: self._new_lifetime(rule, task, bandit, self.lifetime_updates, key=k))(k_new)
+            lts = jax.tree.map(
+                lambda f, o: jnp.where(ended.reshape((-1,) + (1,) * (o.ndim - 1)), f, o), fresh, lts
+            )
+            groups.append(lts)
+            bandits.append(bandit)
+            name = task.name
+            for k, v in aux.items():
+                metrics[f"{k}/{name}"] = jnp.mean(v)
+            metrics[f"final_return_sum/{name}"] = jnp.sum(jnp.where(ended, final, 0.0))
+            metrics[f"lifetimes_ended/{name}"] = jnp.sum(ended)
+            metrics[f"arm_probs/{name}"] = bandit_probs(bandit, self.bandit_temperature, self.bandit_bonus)
+        metrics["critic_loss"] = jnp.mean(jnp.stack([metrics[f"critic_loss/{t.name}"] for t in self.tasks]))
+        return loss, grads, TMGState(tuple(groups), tuple(bandits)), metrics
+
+    def env_steps_per_estimate(self) -> int:
+        return len(self.tasks) * self.lifetimes_per_task * (self.inner_steps + 1) * self.num_envs * self.rollout_len

@@ -1,0 +1,147 @@
+"""The one meta-training loop: `meta_train(rule, tasks, estimator, config, *, key)`.
+
+It reads like optimistix's entry points: the rule (whose inexact-array leaves are the
+meta-parameters), the task distribution and a pluggable meta-gradient estimator go in; a trained
+rule comes out. The loop applies Adam (with global-norm clipping) to the estimator's gradients,
+skips any step whose loss or gradient is not finite (and counts it), and is deterministic: step i
+uses the key ``fold_in(key, i)``, so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, PRNGKeyArray
+
+from ._estimators import AbstractMetaEstimator
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaTrainConfig:
+    """Outer-loop configuration.
+
+    **Arguments:**
+
+    - `steps`: meta-steps (meta-parameter updates).
+    - `meta_lr`: Adam learning rate.
+    - `max_grad_norm`: global-norm clipping of the meta-gradient.
+    - `adam_eps`: Adam's ε.
+    """
+
+    steps: int = 1000
+    meta_lr: float = 1e-4
+    max_grad_norm: float = 1.0
+    adam_eps: float = 1e-8
+
+    def __post_init__(self):
+        if not isinstance(self.steps, (int, np.integer)) or isinstance(self.steps, bool) or self.steps <= 0:
+            raise ValueError(f"MetaTrainConfig.steps must be a positive integer, got {self.steps!r}")
+        if not self.meta_lr > 0:
+            raise ValueError(f"MetaTrainConfig.meta_lr must be positive, got {self.meta_lr!r}")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"MetaTrainConfig.max_grad_norm must be positive, got {self.max_grad_norm!r}")
+
+
+class MetaState(eqx.Module):
+    """Everything meta-training carries: the rule, the meta-optimiser state, the estimator state,
+    the base key, the step counter and the count of skipped (non-finite) steps."""
+
+    rule: Any
+    opt_state: Any
+    estimator_state: Any
+    key: PRNGKeyArray
+    step: Array
+    skipped: Array
+
+
+def meta_optimizer(config: MetaTrainConfig) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.meta_lr, eps=config.adam_eps))
+
+
+def meta_init(rule, tasks: list, estimator: AbstractMetaEstimator, config: MetaTrainConfig, *, key: PRNGKeyArray) -> MetaState:
+    """The initial `MetaState`."""
+    estimator.validate(rule, tasks)
+    k_est, k_run = jax.random.split(key)
+    est_state = estimator.init(rule, tasks, key=k_est)
+    opt_state = meta_optimizer(config).init(eqx.filter(rule, eqx.is_inexact_array))
+    return MetaState(rule, opt_state, est_state, k_run, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def make_meta_step(estimator: AbstractMetaEstimator, config: MetaTrainConfig) -> Callable:
+    """A compiled function `MetaState -> (MetaState, metrics)` doing one meta-step."""
+    opt = meta_optimizer(config)
+
+    @eqx.filter_jit
+    def step(state: MetaState):
+        params, static = eqx.partition(state.rule, eqx.is_inexact_array)
+        key = jax.random.fold_in(state.key, state.step)
+        loss, grads, est_state, metrics = estimator.estimate(params, static, state.estimator_state, key=key)
+        updates, opt_state = opt.update(grads, state.opt_state, params)
+        new_params = eqx.apply_updates(params, updates)
+        finite = jnp.isfinite(loss) & jnp.all(
+            jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
+        )
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+        new_params = keep(new_params, params)
+        opt_state = keep(opt_state, state.opt_state)
+        # a non-finite step may leave diverged agents behind; keep the old estimator state then
+        est_state = keep(est_state, state.estimator_state)
+        rule = eqx.combine(new_params, static)
+        metrics = {
+            **metrics,
+            "meta_loss": loss,
+            "grad_norm": optax.global_norm(grads),
+            "skipped": (~finite).astype(jnp.int32),
+        }
+        return MetaState(rule, opt_state, est_state, state.key, state.step + 1, state.skipped + (~finite)), metrics
+
+    return step
+
+
+def meta_train(
+    rule,
+    tasks: list,
+    estimator: AbstractMetaEstimator,
+    config: MetaTrainConfig,
+    *,
+    key: PRNGKeyArray,
+    state: MetaState | None = None,
+    callback: Callable[[MetaState, dict[str, Any]], None] | None = None,
+):
+    """Meta-train `rule` on `tasks` with `estimator`.
+
+    **Arguments:**
+
+    - `rule`: a learned update rule (e.g. `LPG`); its inexact-array leaves are meta-trained.
+    - `tasks`: a list of `tasks.Task` (see `tasks.resolve`).
+    - `estimator`: an `AbstractMetaEstimator` (e.g. `TruncatedMetaGradient`).
+    - `config`: a `MetaTrainConfig`.
+    - `key`: a PRNG key.
+    - `state`: continue from this `MetaState` (e.g. a checkpoint) instead of starting afresh.
+    - `callback`: called on the host after every step with `(state, metrics)`.
+
+    **Returns:** `(rule, state, metrics)`, with `metrics` a dict of arrays stacked over steps.
+    """
+    if not tasks:
+        raise ValueError("meta_train needs at least one task")
+    if hasattr(estimator, "bind") and not getattr(estimator, "tasks", None):
+        estimator = estimator.bind(tasks)
+    if state is None:
+        state = meta_init(rule, tasks, estimator, config, key=key)
+    step = make_meta_step(estimator, config)
+    history: list[dict[str, Any]] = []
+    while int(state.step) < config.steps:
+        state, metrics = step(state)
+        metrics = jax.device_get(metrics)
+        history.append(metrics)
+        if callback is not None:
+            callback(state, metrics)
+    stacked = {k: np.stack([np.asarray(h[k]) for h in history]) for k in history[0]} if history else {}
+    return state.rule, state, stacked

@@ -1,0 +1,64 @@
+"""Named LPG meta-training presets: sizes of the meta-network, the population and the lifetimes.
+
+- ``cpu`` (default): sized for 2 CPU cores. A 64-unit LSTM, m = 8, K = 5, 4 lifetimes per task of
+  16 envs × 20 steps, lifetimes of 300 agent updates (96k env steps), meta-lr 1e-3.
+- ``paper``: the paper's sizes (LSTM 256, m = 30, K = 5, 64 envs × 20 steps, ~2,400-update
+  lifetimes, 960 lifetimes in all, meta-lr 1e-4, β = (0.01, 0.001, 0.001, 0.001)) for accelerators.
+- ``groove-bench``: the sizes of the public JAX LPG reference used by `benchmarks/lpg_meta.py`
+  (GRU 256, m = 8, 8 lifetimes × 64 envs × 20 steps, K = 5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": dict(
+        hidden_size=64, prediction_dim=8, cell="lstm",
+        inner_steps=5, lifetimes_per_task=4, num_envs=16, rollout_len=20, lifetime_updates=300,
+        learning_rates=(10.0, 20.0, 40.0, 80.0), alpha_ys=(0.1, 0.5, 1.0),
+        betas=(0.01, 0.001, 0.001, 0.001), gamma=0.99, meta_lr=1e-3, max_grad_norm=1.0, steps=6000,
+    ),
+    "paper": dict(
+        hidden_size=256, prediction_dim=30, cell="lstm",
+        inner_steps=5, lifetimes_per_task=192, num_envs=64, rollout_len=20, lifetime_updates=2400,
+        learning_rates=(20.0, 40.0, 80.0, 160.0, 320.0), alpha_ys=(0.1, 0.5, 1.0),
+        betas=(0.01, 0.001, 0.001, 0.001), gamma=0.99, meta_lr=1e-4, max_grad_norm=1.0, steps=100_000,
+    ),
+    "groove-bench": dict(
+        hidden_size=256, prediction_dim=8, cell="gru",
+        inner_steps=5, lifetimes_per_task=8, num_envs=64, rollout_len=20, lifetime_updates=2400,
+        learning_rates=(20.0, 40.0, 80.0), alpha_ys=(0.1, 0.5, 1.0),
+        betas=(0.05, 0.001, 0.005, 0.001), gamma=0.99, meta_lr=1e-4, max_grad_norm=1.0, steps=1000,
+    ),
+}
+
+ESTIMATOR_FIELDS = ("inner_steps", "lifetimes_per_task", "num_envs", "rollout_len", "lifetime_updates", "learning_rates", "alpha_ys", "betas")
+
+
+def get_preset(name: str, **overrides) -> dict[str, Any]:
+    """A preset by name, with overrides. Unknown names or fields raise `ValueError`."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}. Known presets: {', '.join(PRESETS)}")
+    p = dict(PRESETS[name])
+    unknown = set(overrides) - set(p)
+    if unknown:
+        raise ValueError(f"unknown preset fields {sorted(unknown)}")
+    p.update({k: v for k, v in overrides.items() if v is not None})
+    return p
+
+
+def build(preset: dict[str, Any], tasks: list, *, key):
+    """`(rule, estimator, meta_config)` for a preset dict."""
+    from ..rules._lpg import LPG
+    from ._estimators import TruncatedMetaGradient
+    from ._meta_train import MetaTrainConfig
+
+    rule = LPG.from_config(
+        {"hidden_size": preset["hidden_size"], "prediction_dim": preset["prediction_dim"], "cell": preset["cell"], "gamma": preset["gamma"]},
+        key=key,
+    )
+    est = TruncatedMetaGradient(**{k: (tuple(preset[k]) if isinstance(preset[k], list) else preset[k]) for k in ESTIMATOR_FIELDS}).bind(tasks)
+    cfg = MetaTrainConfig(steps=int(preset["steps"]), meta_lr=float(preset["meta_lr"]), max_grad_norm=float(preset["max_grad_norm"]))
+    return rule, est, cfg

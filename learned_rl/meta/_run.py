@@ -1,0 +1,236 @@
+"""`learned-rl meta-train lpg`: a meta-training run directory with checkpoints, metrics and plots.
+
+Files in the run directory:
+
+- `checkpoint.eqx`: the full `MetaState` (rule, Adam state, every lifetime, bandits, step), written
+  atomically every `checkpoint_every` seconds (at a logging boundary) and at the end;
+- `rule.eqx`: the learned rule (loadable with `learned_rl.load_rule`), written at the end;
+- `metrics.csv`: one row per `log_every` meta-steps;
+- `curves.png`: meta-objective, lifetime returns per task, bandit arm probabilities.
+
+`resume=True` continues from `checkpoint.eqx`. Meta-step i always uses ``fold_in(key, i)``, so a
+resumed run writes the same rule and metrics as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from .._checkpoint import CheckpointError, load, read_header, save
+from .._experiment import write_json
+from .._rules_io import save_rule
+from ._meta_train import meta_init, meta_train
+from ._presets import build, get_preset
+
+STATE_KIND = "lpg-meta-state"
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def _rows(history: list[tuple[int, dict]], est, start_step: int) -> dict[str, Any]:
+    """Aggregate the per-step metrics of one logging window into one CSV row."""
+    step = history[-1][0]
+    ms = [m for _, m in history]
+    row: dict[str, Any] = {"step": step, "env_steps": step * est.env_steps_per_estimate()}
+    for k in ("meta_loss", "critic_loss", "grad_norm"):
+        row[k] = float(np.mean([m[k] for m in ms]))
+    row["skipped"] = int(np.sum([m["skipped"] for m in ms]))
+    for t in est.tasks:
+        n = t.name
+        row[f"lifetime_return/{n}"] = float(np.mean([m[f"lifetime_return/{n}"] for m in ms]))
+        ended = float(np.sum([m[f"lifetimes_ended/{n}"] for m in ms]))
+        fsum = float(np.sum([m[f"final_return_sum/{n}"] for m in ms]))
+        row[f"final_return/{n}"] = fsum / ended if ended else float("nan")
+        row[f"critic_loss/{n}"] = float(np.mean([m[f"critic_loss/{n}"] for m in ms]))
+        probs = ms[-1][f"arm_probs/{n}"]
+        for (lr, a), p in zip(est.arms, probs):
+            row[f"arm_prob/{n}/lr{lr:g}_ay{a:g}"] = float(p)
+    return row
+
+
+def _plot(path: Path, rows: list[dict[str, Any]], est) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        return
+    steps = np.array([r["step"] for r in rows])
+    nt = len(est.tasks)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    axes[0].plot(steps, [r["meta_loss"] for r in rows], label="meta-loss")
+    axes[0].plot(steps, [r["critic_loss"] for r in rows], label="meta-critic loss")
+    axes[0].set_xlabel("meta-step")
+    axes[0].set_title("meta-objective")
+    axes[0].legend()
+    for t in est.tasks:
+        axes[1].plot(steps, [r[f"lifetime_return/{t.name}"] for r in rows], label=t.name)
+    axes[1].set_xlabel("meta-step")
+    axes[1].set_title("lifetime return (EMA over the population)")
+    axes[1].legend(fontsize=7)
+    for i, t in enumerate(est.tasks):
+        probs = np.array([[r[f"arm_prob/{t.name}/lr{lr:g}_ay{a:g}"] for lr, a in est.arms] for r in rows])
+        best = np.argmax(probs[-1])
+        lr, a = est.arms[best]
+        axes[2].plot(steps, probs[:, best], label=f"{t.name}: lr {lr:g}, α_y {a:g}")
+    axes[2].set_ylim(0, 1)
+    axes[2].set_xlabel("meta-step")
+    axes[2].set_title("bandit: probability of each task's leading arm")
+    axes[2].legend(fontsize=7)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _read_rows(path: Path, upto_step: int) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with open(path) as f:
+        rows = [
+            {k: (float(v) if k not in ("step", "env_steps", "skipped") else int(float(v))) for k, v in r.items()}
+            for r in csv.DictReader(f)
+        ]
+    return [r for r in rows if r["step"] <= upto_step]
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
+def preferred_arm(state, est) -> tuple[float, float]:
+    """The (learning rate, α_y) arm with the highest bandit probability, averaged over tasks."""
+    from ._bandit import bandit_probs
+
+    probs = np.mean(
+        [np.asarray(bandit_probs(b, est.bandit_temperature, est.bandit_bonus)) for b in state.estimator_state.bandits], axis=0
+    )
+    return est.arms[int(np.argmax(probs))]
+
+
+def run_meta_train(
+    kind: str,
+    tasks_spec: str,
+    *,
+    preset: str = "cpu",
+    steps: int | None = None,
+    seed: int = 0,
+    out: str | Path = "runs/meta-lpg",
+    resume: bool = False,
+    progress: bool = True,
+    log_every: int = 10,
+    checkpoint_every: float = 180.0,
+    preset_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Meta-train an LPG rule and write the run directory (see the module docstring).
+
+    Everything is validated before any compilation or file write; bad input raises `ValueError`.
+    """
+    import tasks as task_registry
+
+    if kind != "lpg":
+        raise ValueError(f"meta-train: unknown rule kind {kind!r} (available: lpg)")
+    if log_every <= 0:
+        raise ValueError("log_every must be positive")
+    names = task_registry.resolve(tasks_spec)
+    task_objs = [task_registry.make(n) for n in names]
+    p = get_preset(preset, steps=steps, **(preset_overrides or {}))
+    out = Path(out)
+    ckpt = out / "checkpoint.eqx"
+    run_config = _jsonable({"kind": kind, "tasks": names, "preset_name": preset, "preset": p, "seed": seed, "log_every": log_every})
+    key = jax.random.PRNGKey(seed)
+    k_rule, k_meta = jax.random.split(key)
+    rule, est, cfg = build(p, task_objs, key=k_rule)
+    est.validate(rule, task_objs)
+
+    state = None
+    rows: list[dict[str, Any]] = []
+    if resume:
+        header, _ = read_header(ckpt)
+        saved = header.get("config", {})
+        mismatch = [
+            k for k in set(saved) | set(run_config)
+            if k != "preset" and saved.get(k) != run_config.get(k)
+        ] + [
+            f"preset.{k}" for k in set(saved.get("preset", {})) | set(run_config["preset"])
+            if k != "steps" and saved.get("preset", {}).get(k) != run_config["preset"].get(k)
+        ]
+        if mismatch:
+            raise CheckpointError(f"{ckpt}: saved with a different config ({', '.join(sorted(mismatch))} differ)")
+        like = eqx.filter_eval_shape(meta_init, rule, task_objs, est, cfg, key=k_meta)
+        _, state = load(ckpt, lambda c: like, kind=STATE_KIND)
+        rows = _read_rows(out / "metrics.csv", int(state.step))
+    elif ckpt.exists():
+        raise ValueError(f"{ckpt} exists: pass --resume to continue it, or choose another --out")
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {**run_config, "env_steps_per_meta_step": est.env_steps_per_estimate()})
+    start = time.time()
+    last_ckpt = [time.time()]
+    window: list[tuple[int, dict]] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=int(state.step) if state is not None else 0, desc=f"meta-train lpg on {tasks_spec}", unit="step")
+
+    def checkpoint(s):
+        save(ckpt, s, kind=STATE_KIND, config=run_config)
+        _write_rows(out / "metrics.csv", rows)
+        last_ckpt[0] = time.time()
+
+    def callback(s, m):
+        step = int(s.step)
+        window.append((step, m))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(meta_loss=f"{float(m['meta_loss']):.3f}")
+        if step % log_every == 0 or step == cfg.steps:
+            rows.append(_rows(window, est, step))
+            window.clear()
+            if step % log_every == 0 and (time.time() - last_ckpt[0] >= checkpoint_every or step == cfg.steps):
+                checkpoint(s)
+
+    rule, state, _ = meta_train(rule, task_objs, est, cfg, key=k_meta, state=state, callback=callback)
+    if bar is not None:
+        bar.close()
+    checkpoint(state)
+    lr, alpha = preferred_arm(state, est)
+    rule = eqx.tree_at(lambda r: (r.learning_rate, r.alpha_y), rule, (float(lr), float(alpha)))
+    meta = {
+        "tasks": names,
+        "preset": preset,
+        "meta_steps": int(state.step),
+        "seed": seed,
+        "skipped_steps": int(state.skipped),
+        "env_steps": int(state.step) * est.env_steps_per_estimate(),
+        "wall_time_s_this_session": round(time.time() - start, 1),
+        "preferred_arm": {"learning_rate": lr, "alpha_y": alpha},
+    }
+    save_rule(out / "rule.eqx", rule, metadata=meta)
+    _write_rows(out / "metrics.csv", rows)
+    _plot(out / "curves.png", rows, est)
+    return meta
