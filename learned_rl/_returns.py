@@ -29,14 +29,14 @@ def gae(
             f"next_value {next_value.shape}, done {done.shape}"
         )
     delta = reward + gamma * next_value - value
-    not_done = 1.0 - done.astype(reward.dtype)
+    not_done = 1.0 - done.astype(delta.dtype)
 
     def back(adv_next, xs):
         d, nd = xs
         adv = d + gamma * lam * nd * adv_next
         return adv, adv
 
-    _, adv = jax.lax.scan(back, jnp.zeros_like(reward[0]), (delta, not_done), reverse=True)
+    _, adv = jax.lax.scan(back, jnp.zeros_like(delta[0]), (delta, not_done), reverse=True)
     return adv
 
 

@@ -1,7 +1,7 @@
 """Named LPG meta-training presets: sizes of the meta-network, the population and the lifetimes.
 
 - ``cpu`` (default): sized for 2 CPU cores. A 64-unit LSTM, m = 8, K = 5, 4 lifetimes per task of
-  16 envs × 20 steps, lifetimes of 300 agent updates (96k env steps), meta-lr 1e-3.
+  16 envs × 20 steps, lifetimes of 500 agent updates (160k env steps), meta-lr 1e-3.
 - ``paper``: the paper's sizes (LSTM 256, m = 30, K = 5, 64 envs × 20 steps, ~2,400-update
   lifetimes, 960 lifetimes in all, meta-lr 1e-4, β = (0.01, 0.001, 0.001, 0.001)) for accelerators.
 - ``groove-bench``: the sizes of the public JAX LPG reference used by `benchmarks/lpg_meta.py`
@@ -16,7 +16,7 @@ from typing import Any
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(
         hidden_size=64, prediction_dim=8, cell="lstm",
-        inner_steps=5, lifetimes_per_task=4, num_envs=16, rollout_len=20, lifetime_updates=300,
+        inner_steps=5, lifetimes_per_task=4, num_envs=16, rollout_len=20, lifetime_updates=500,
         learning_rates=(10.0, 20.0, 40.0, 80.0), alpha_ys=(0.1, 0.5, 1.0),
         betas=(0.01, 0.001, 0.001, 0.001), gamma=0.99, meta_lr=1e-3, max_grad_norm=1.0, steps=6000,
     ),

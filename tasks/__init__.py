@@ -1,0 +1,49 @@
+"""LPG training environments (gymnax 1.x) and the task registry.
+
+``tasks.make(name)`` returns a :class:`Task`; ``tasks.resolve("lpg-all")``
+expands a named task set; ``tasks.list_tasks()`` lists every name.
+See :mod:`tasks.gridworld`, :mod:`tasks.random_gridworld`, :mod:`tasks.chain`
+for the environment semantics and :mod:`tasks.registry` for the registry.
+"""
+
+from .chain import ChainParams as ChainParams
+from .chain import ChainState as ChainState
+from .chain import DelayedChain as DelayedChain
+from .chain import make_chain as make_chain
+from .gridworld import GridWorld as GridWorld
+from .gridworld import GridWorldParams as GridWorldParams
+from .gridworld import GridWorldState as GridWorldState
+from .gridworld import make_gridworld as make_gridworld
+from .random_gridworld import RandomGridWorld as RandomGridWorld
+from .random_gridworld import RandomGridWorldParams as RandomGridWorldParams
+from .random_gridworld import RandomGridWorldState as RandomGridWorldState
+from .random_gridworld import make_random_gridworld as make_random_gridworld
+from .registry import TASK_SETS as TASK_SETS
+from .registry import Task as Task
+from .registry import TaskProvider as TaskProvider
+from .registry import list_tasks as list_tasks
+from .registry import make as make
+from .registry import register_provider as register_provider
+from .registry import resolve as resolve
+
+__all__ = [
+    "TASK_SETS",
+    "ChainParams",
+    "ChainState",
+    "DelayedChain",
+    "GridWorld",
+    "GridWorldParams",
+    "GridWorldState",
+    "RandomGridWorld",
+    "RandomGridWorldParams",
+    "RandomGridWorldState",
+    "Task",
+    "TaskProvider",
+    "list_tasks",
+    "make",
+    "make_chain",
+    "make_gridworld",
+    "make_random_gridworld",
+    "register_provider",
+    "resolve",
+]

@@ -1,0 +1,313 @@
+"""Task registry: ``make(name)`` for our LPG tasks, every gymnax id, and named task sets.
+
+A :class:`Task` bundles a gymnax 1.x environment with its *task distribution*
+(``sample_params``: one level per lifetime; a batch of levels is one
+``jax.vmap`` over keys) and the metadata an agent needs (action count,
+observation shape, tabular state count, optimal return if known).
+
+Names
+    - ``gridworld/{dense,sparse,long_horizon,longer_horizon,long_dense}``
+      (family ``tabular``; keyword ``num_actions=5|9``),
+    - ``random_gridworld/{dense,long_horizon,small,small_sparse,very_dense}``
+      (family ``random_gridworld``; keyword ``num_actions=5|9``),
+    - ``chain/{short,short_noisy,long,long_noisy,distractor}`` (family ``chain``;
+      keywords override :class:`~tasks.chain.DelayedChain` arguments),
+    - every id in ``gymnax.registered_envs`` (families ``classic``,
+      ``minatar``, ``bsuite``, ``misc``; keywords go to ``gymnax.make``).
+      Their ``sample_params`` returns ``default_params``. For continuous
+      actions (``spaces.Box``) ``num_actions`` is the action dimension.
+      A gymnax env with a ``Discrete`` observation space (``FrozenLake-misc``)
+      is reported as tabular (``num_states`` = the number of observations).
+
+Extension point
+    Names with a registered *prefix* (``brax/<env>``) are handled by a
+    :class:`TaskProvider` (see :func:`register_provider`). The ``brax/``
+    provider currently raises ``ValueError("Brax tasks are not available
+    yet ...")``; a later change replaces it with a real one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import gymnax
+from gymnax.environments import spaces
+from gymnax.environments.environment import Environment
+
+from .chain import CHAIN_CONFIGS, make_chain
+from .gridworld import GRIDWORLD_CONFIGS, make_gridworld
+from .random_gridworld import RANDOM_GRIDWORLD_CONFIGS, make_random_gridworld
+
+__all__ = [
+    "TASK_SETS",
+    "Task",
+    "TaskProvider",
+    "list_tasks",
+    "make",
+    "register_provider",
+    "resolve",
+]
+
+FAMILIES = ("tabular", "random_gridworld", "chain", "classic", "minatar", "bsuite", "misc")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Task:
+    """An environment plus its task distribution and metadata.
+
+    Compared and hashed by identity (``eq=False``), so a ``Task`` can be a
+    static argument of ``jax.jit``.
+    """
+
+    name: str
+    family: str
+    env: Environment
+    default_params: Any
+    sample_params: Callable[[Any], Any]
+    num_actions: int
+    obs_shape: tuple[int, ...]
+    num_states: int | None
+    continuous_actions: bool
+    optimal_return: Callable[[Any], float] | None
+
+    @property
+    def obs_kind(self) -> str:
+        """``"index"`` (tabular int32 index), ``"image"`` (3-D) or ``"vector"``."""
+        if self.num_states is not None:
+            return "index"
+        return "image" if len(self.obs_shape) == 3 else "vector"
+
+
+# --------------------------------------------------------------- our tasks
+def _gridworld_task(variant: str) -> Callable[..., Task]:
+    def factory(num_actions: int = 5) -> Task:
+        env = make_gridworld(variant, num_actions=num_actions)
+        return Task(
+            name=f"gridworld/{variant}",
+            family="tabular",
+            env=env,
+            default_params=env.default_params,
+            sample_params=env.sample_params,
+            num_actions=env.num_actions,
+            obs_shape=(),
+            num_states=env.num_states,
+            continuous_actions=False,
+            optimal_return=env.optimal_return,
+        )
+
+    return factory
+
+
+def _random_gridworld_task(variant: str) -> Callable[..., Task]:
+    def factory(num_actions: int = 5) -> Task:
+        env = make_random_gridworld(variant, num_actions=num_actions)
+        return Task(
+            name=f"random_gridworld/{variant}",
+            family="random_gridworld",
+            env=env,
+            default_params=env.default_params,
+            sample_params=env.sample_params,
+            num_actions=env.num_actions,
+            obs_shape=env.obs_shape,
+            num_states=None,
+            continuous_actions=False,
+            optimal_return=None,
+        )
+
+    return factory
+
+
+def _chain_task(variant: str) -> Callable[..., Task]:
+    def factory(**kwargs: Any) -> Task:
+        env = make_chain(variant, **kwargs)
+        return Task(
+            name=f"chain/{variant}",
+            family="chain",
+            env=env,
+            default_params=env.default_params,
+            sample_params=env.sample_params,
+            num_actions=env.num_actions,
+            obs_shape=env.obs_shape,
+            num_states=env.num_states,
+            continuous_actions=False,
+            optimal_return=env.optimal_return,
+        )
+
+    return factory
+
+
+_OUR_TASKS: dict[str, Callable[..., Task]] = {
+    **{f"gridworld/{v}": _gridworld_task(v) for v in GRIDWORLD_CONFIGS},
+    **{f"random_gridworld/{v}": _random_gridworld_task(v) for v in RANDOM_GRIDWORLD_CONFIGS},
+    **{f"chain/{v}": _chain_task(v) for v in CHAIN_CONFIGS},
+}
+
+# ------------------------------------------------------------ gymnax tasks
+_CLASSIC = {
+    "CartPole-v1",
+    "Pendulum-v1",
+    "Acrobot-v1",
+    "MountainCar-v0",
+    "MountainCarContinuous-v0",
+}
+
+
+def _gymnax_family(env_id: str) -> str:
+    if env_id in _CLASSIC:
+        return "classic"
+    for suffix, family in (("-MinAtar", "minatar"), ("-bsuite", "bsuite"), ("-misc", "misc")):
+        if env_id.endswith(suffix):
+            return family
+    return "misc"
+
+
+def _gymnax_task(env_id: str, **kwargs: Any) -> Task:
+    env, default_params = gymnax.make(env_id, **kwargs)
+    action_space = env.action_space(default_params)
+    obs_space = env.observation_space(default_params)
+    continuous = isinstance(action_space, spaces.Box)
+    if continuous:
+        shape = tuple(action_space.shape)
+        num_actions = int(shape[0]) if shape else 1
+    else:
+        num_actions = int(action_space.n)
+    if isinstance(obs_space, spaces.Discrete):
+        obs_shape: tuple[int, ...] = ()
+        num_states: int | None = int(obs_space.n)
+    else:
+        obs_shape = tuple(int(d) for d in obs_space.shape)
+        num_states = None
+    return Task(
+        name=env_id,
+        family=_gymnax_family(env_id),
+        env=env,
+        default_params=default_params,
+        sample_params=lambda key: default_params,
+        num_actions=num_actions,
+        obs_shape=obs_shape,
+        num_states=num_states,
+        continuous_actions=continuous,
+        optimal_return=None,
+    )
+
+
+# ------------------------------------------------------- prefix providers
+@dataclasses.dataclass(frozen=True)
+class TaskProvider:
+    """Handles every task name that starts with ``prefix`` (e.g. ``"brax/"``).
+
+    ``make(name, **kwargs)`` builds the task (or raises ``ValueError``) and
+    ``names()`` lists the names to show in :func:`list_tasks`.
+    """
+
+    prefix: str
+    make: Callable[..., Task]
+    names: Callable[[], list[str]]
+
+
+_PROVIDERS: dict[str, TaskProvider] = {}
+
+
+def register_provider(provider: TaskProvider, *, overwrite: bool = False) -> None:
+    """Register (or with ``overwrite=True`` replace) the provider of a name prefix."""
+    if provider.prefix in _PROVIDERS and not overwrite:
+        raise ValueError(f"a provider for {provider.prefix!r} is already registered")
+    _PROVIDERS[provider.prefix] = provider
+
+
+def _brax_unavailable(name: str, **kwargs: Any) -> Task:
+    raise ValueError(
+        f"Brax tasks are not available yet (asked for {name!r}); "
+        "`brax/<env>` names are reserved for a later release."
+    )
+
+
+register_provider(TaskProvider("brax/", _brax_unavailable, lambda: []))
+
+
+def _provider_for(name: str) -> TaskProvider | None:
+    for prefix, provider in _PROVIDERS.items():
+        if name.startswith(prefix):
+            return provider
+    return None
+
+
+# ---------------------------------------------------------------- public API
+def list_tasks() -> list[str]:
+    """All task names: our 15 LPG tasks, gymnax ids, then provider names."""
+    names = list(_OUR_TASKS) + list(gymnax.registered_envs)
+    for provider in _PROVIDERS.values():
+        names += provider.names()
+    return names
+
+
+def _unknown(name: str, *, with_sets: bool = False) -> ValueError:
+    candidates = list_tasks() + (list(TASK_SETS) if with_sets else [])
+    close = difflib.get_close_matches(name, candidates, n=3)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return ValueError(
+        f"Unknown task {name!r}.{hint} Run `learned-rl tasks` to list all tasks."
+    )
+
+
+def make(name: str, **kwargs: Any) -> Task:
+    """Build the task ``name``; keyword arguments go to its environment factory."""
+    if name in _OUR_TASKS:
+        return _OUR_TASKS[name](**kwargs)
+    if name in gymnax.registered_envs:
+        return _gymnax_task(name, **kwargs)
+    provider = _provider_for(name)
+    if provider is not None:
+        return provider.make(name, **kwargs)
+    raise _unknown(name)
+
+
+TASK_SETS: dict[str, list[str]] = {
+    "lpg-tabular": [f"gridworld/{v}" for v in GRIDWORLD_CONFIGS],
+    "lpg-random": [f"random_gridworld/{v}" for v in RANDOM_GRIDWORLD_CONFIGS],
+    "lpg-chain": [f"chain/{v}" for v in CHAIN_CONFIGS],
+    "minatar": [
+        "Asterix-MinAtar",
+        "Breakout-MinAtar",
+        "Freeway-MinAtar",
+        "SpaceInvaders-MinAtar",
+        # gymnax 1.0.1 ships a working Seaquest (checked: reset/step under jit).
+        "Seaquest-MinAtar",
+    ],
+}
+TASK_SETS["lpg-all"] = TASK_SETS["lpg-tabular"] + TASK_SETS["lpg-random"] + TASK_SETS["lpg-chain"]
+
+
+def _check_name(name: str) -> None:
+    """Raise the same ``ValueError`` as :func:`make` would for an unknown name."""
+    if name in _OUR_TASKS or name in gymnax.registered_envs:
+        return
+    provider = _provider_for(name)
+    if provider is not None:
+        if name not in provider.names():
+            provider.make(name)  # raises the provider's own ValueError
+        return
+    raise _unknown(name, with_sets=True)
+
+
+def resolve(name_or_set: str) -> list[str]:
+    """Task names of a set name, a task name, or a comma-separated list of either.
+
+    Duplicates are dropped (first occurrence kept). Unknown names raise
+    ``ValueError`` listing close matches.
+    """
+    out: list[str] = []
+    parts = [p.strip() for p in name_or_set.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("empty task name")
+    for part in parts:
+        if part in TASK_SETS:
+            names = TASK_SETS[part]
+        else:
+            _check_name(part)
+            names = [part]
+        out += [n for n in names if n not in out]
+    return out

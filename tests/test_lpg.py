@@ -1,0 +1,198 @@
+"""LPG: the meta-network, the rule, the truncated meta-gradient, the bandit, and meta-training I/O."""
+
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tasks
+from learned_rl import TrainConfig, collect, make_agent, reset_envs, train
+from learned_rl._checkpoint import CheckpointError
+from learned_rl._rules_io import load_rule, save_rule
+from learned_rl.meta import (
+    MetaTrainConfig,
+    TruncatedMetaGradient,
+    bandit_init,
+    bandit_probs,
+    bandit_sample,
+    bandit_update,
+    meta_init,
+    meta_train,
+)
+from learned_rl.meta._run import run_meta_train
+from learned_rl.rules._lpg import LPG, LPGNetwork
+
+TINY = dict(hidden_size=8, prediction_dim=4, lifetimes_per_task=2, num_envs=4, rollout_len=8, lifetime_updates=12, inner_steps=3, learning_rates=(10.0, 20.0), alpha_ys=(0.5,))
+
+
+def _inputs(T=12, m=4, seed=1):
+    k = jax.random.split(jax.random.PRNGKey(seed), 4)
+    r = jax.random.normal(k[0], (T,))
+    y = jax.nn.softmax(jax.random.normal(k[1], (T, m)))
+    yn = jax.nn.softmax(jax.random.normal(k[2], (T, m)))
+    pa = jax.random.uniform(k[3], (T,))
+    return r, y, yn, pa
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_core_is_backward_and_resets_at_episode_ends(cell):
+    net = LPGNetwork(8, 4, cell, key=jax.random.PRNGKey(0))
+    r, y, yn, pa = _inputs()
+    T = r.shape[0]
+    done = jnp.zeros(T).at[6].set(1.0)
+    term = jnp.zeros(T)
+    J = jax.jacobian(lambda r: net(r, term, done, 0.99, pa, y, yn)[0])(r)
+    dep = np.abs(np.asarray(J)) > 0
+    # backward: the output at t never depends on inputs before t
+    assert not np.any(np.tril(dep, k=-1))
+    # it does depend on later inputs within the episode ...
+    assert dep[0, 6] and dep[7, T - 1]
+    # ... but not across the episode end at t = 6
+    assert not np.any(dep[:7, 7:])
+    Jy = jax.jacobian(lambda y: net(r, term, done, 0.99, pa, y, yn)[1])(y)
+    assert np.all(np.asarray(Jy)[:7, :, 7:] == 0)
+
+
+def test_lpg_loss_jit_vmap_match_eager_and_agent_gradient_nonzero():
+    task = tasks.make("gridworld/dense")
+    rule = LPG(LPGNetwork(8, 4, key=jax.random.PRNGKey(0)))
+    agent = make_agent(task, prediction_dim=4, value=False, key=jax.random.PRNGKey(1))
+    assert agent.value_head is None and agent.prediction_head.weight.shape == (task.num_states, 4)
+    carry = reset_envs(task.env, task.default_params, 4, key=jax.random.PRNGKey(2))
+    _, traj, _ = collect(agent, task.env, task.default_params, carry, 10, key=jax.random.PRNGKey(3))
+    eager, _ = rule.loss(agent, traj, key=jax.random.PRNGKey(0))
+    jitted, _ = eqx.filter_jit(lambda r, a, t: r.loss(a, t, key=jax.random.PRNGKey(0)))(rule, agent, traj)
+    np.testing.assert_allclose(eager, jitted, rtol=1e-5)
+    # the network vmapped over envs equals a Python loop over envs
+    pi_hat = rule.targets(agent, traj)[0]
+    out = batched_y = jax.nn.softmax(jax.vmap(jax.vmap(agent))(traj.obs).y_logits)
+    del out
+    for b in range(4):
+        nxt = jax.nn.softmax(jax.vmap(agent)(traj.next_obs[:, b]).y_logits)
+        logits = jax.vmap(agent)(traj.obs[:, b]).logits
+        pa = jnp.exp(jnp.take_along_axis(jax.nn.log_softmax(logits), traj.action[:, b, None], -1)[:, 0])
+        ph, _ = rule.network(traj.reward[:, b], traj.terminated[:, b].astype(float), traj.done[:, b].astype(float), rule.gamma, pa, batched_y[:, b], nxt)
+        np.testing.assert_allclose(pi_hat[:, b], ph, rtol=1e-5, atol=1e-6)
+    g = eqx.filter_grad(lambda a: rule.loss(a, traj, key=jax.random.PRNGKey(0))[0])(agent)
+    assert float(jnp.abs(g.policy_head.weight).sum()) > 0 and float(jnp.abs(g.prediction_head.weight).sum()) > 0
+
+
+def _tiny_estimator(task_names, **kw):
+    ts = [tasks.make(n) for n in task_names]
+    est = TruncatedMetaGradient(**{**{k: v for k, v in TINY.items() if k not in ("hidden_size", "prediction_dim")}, **kw}).bind(ts)
+    rule = LPG(LPGNetwork(TINY["hidden_size"], TINY["prediction_dim"], key=jax.random.PRNGKey(0)))
+    return ts, est, rule
+
+
+def test_meta_gradient_nonzero_and_matches_finite_differences():
+    with jax.enable_x64(True):
+        ts, est, rule = _tiny_estimator(["chain/short"], lifetimes_per_task=1, inner_steps=2, num_envs=2, rollout_len=6)
+        rule = jax.tree.map(lambda x: x.astype(jnp.float64) if eqx.is_inexact_array(x) else x, rule)
+        state = est.init(rule, ts, key=jax.random.PRNGKey(1))
+        state = jax.tree.map(lambda x: x.astype(jnp.float64) if eqx.is_inexact_array(x) else x, state)
+        params, static = eqx.partition(rule, eqx.is_inexact_array)
+        estimate = eqx.filter_jit(lambda p: est.estimate(p, static, state, key=jax.random.PRNGKey(2)))
+        f = lambda p: estimate(p)[0]
+        loss, grads, _, _ = estimate(params)
+        leaves = jax.tree.leaves(grads)
+        gnorm = float(jnp.sqrt(sum(jnp.sum(g**2) for g in leaves)))
+        assert gnorm > 0
+        # directional derivative along the gradient and along a random direction
+        rnd = jax.tree.map(lambda x: jax.random.normal(jax.random.PRNGKey(x.size), x.shape, x.dtype), params)
+        for v in (grads, rnd):
+            eps = 1e-5
+            plus = f(jax.tree.map(lambda p, d: p + eps * d, params, v))
+            minus = f(jax.tree.map(lambda p, d: p - eps * d, params, v))
+            fd = (plus - minus) / (2 * eps)
+            an = sum(jnp.sum(g * d) for g, d in zip(jax.tree.leaves(grads), jax.tree.leaves(v)))
+            # agent data (rewards, observations) stay float32, so agreement is to ~1e-3, not 1e-8
+            np.testing.assert_allclose(fd, an, rtol=1e-2, atol=1e-9)
+
+
+def test_meta_critic_learns():
+    # the same meta-training run with a trained and with a frozen meta-critic: training must cut
+    # the critic's TD(λ) error well below the frozen critic's on the same kind of data
+    losses = {}
+    for lr in (0.05, 0.0):
+        ts, est, rule = _tiny_estimator(["chain/short"], lifetime_updates=200, num_envs=8, rollout_len=20, critic_lr_tabular=lr)
+        _, _, hist = meta_train(rule, ts, est, MetaTrainConfig(steps=40, meta_lr=1e-4), key=jax.random.PRNGKey(0))
+        assert np.all(np.isfinite(hist["critic_loss"]))
+        losses[lr] = hist["critic_loss"]
+    trained, frozen = np.mean(losses[0.05][-10:]), np.mean(losses[0.0][-10:])
+    assert trained < 0.5 * frozen, (trained, frozen)
+    assert np.mean(losses[0.05][-10:]) < np.mean(losses[0.05][:3])
+
+
+def test_bandit_prefers_better_arm_on_synthetic_returns():
+    state = bandit_init(4, window=10)
+    means = jnp.array([0.1, 0.5, 0.9, 0.3])
+
+    def step(s, k):
+        k1, k2 = jax.random.split(k)
+        arm = bandit_sample(s, key=k1)
+        ret = means[arm] + 0.1 * jax.random.normal(k2)
+        return bandit_update(s, arm, ret), arm
+
+    state, arms = jax.lax.scan(step, state, jax.random.split(jax.random.PRNGKey(0), 300))
+    p = bandit_probs(state)
+    assert int(jnp.argmax(p)) == 2 and float(p[2]) > 0.8
+    assert np.all(np.asarray(state.counts) > 0)  # every arm was tried
+    assert np.mean(np.asarray(arms[-100:]) == 2) > 0.7
+    # invalid updates are no-ops; the ring buffer keeps the last `window` returns
+    s2 = bandit_update(state, jnp.int32(0), jnp.float32(100.0), valid=False)
+    assert np.array_equal(s2.returns, state.returns)
+
+
+def test_rule_file_round_trips_and_bad_files_are_rejected(tmp_path):
+    rule = LPG(LPGNetwork(8, 4, "gru", key=jax.random.PRNGKey(5)), 0.95, 0.1, 40.0)
+    p = save_rule(tmp_path / "rule.eqx", rule, metadata={"note": "x"})
+    back = load_rule(p)
+    assert back.network.cell == "gru" and back.learning_rate == 40.0 and back.gamma == 0.95
+    for a, b in zip(jax.tree.leaves(rule), jax.tree.leaves(back)):
+        np.testing.assert_array_equal(a, b)
+    data = p.read_bytes()
+    (tmp_path / "trunc.eqx").write_bytes(data[:-10])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_rule(tmp_path / "trunc.eqx")
+    bad = bytearray(data)
+    bad[-5] ^= 0xFF
+    (tmp_path / "corrupt.eqx").write_bytes(bytes(bad))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_rule(tmp_path / "corrupt.eqx")
+    (tmp_path / "junk.eqx").write_bytes(b"hello")
+    with pytest.raises(CheckpointError, match="not a learned-rl file"):
+        load_rule(tmp_path / "junk.eqx")
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_rule(tmp_path / "missing.eqx")
+    with pytest.raises(CheckpointError, match="expected 'lpo'"):
+        load_rule(p, kind="lpo")
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    over = {k: v for k, v in TINY.items()}
+    full = run_meta_train("lpg", "chain/short", steps=20, out=tmp_path / "full", progress=False, log_every=5, preset_overrides=over)
+    run_meta_train("lpg", "chain/short", steps=10, out=tmp_path / "part", progress=False, log_every=5, checkpoint_every=0.0, preset_overrides=over)
+    resumed = run_meta_train("lpg", "chain/short", steps=20, out=tmp_path / "part", resume=True, progress=False, log_every=5, preset_overrides=over)
+    assert full["meta_steps"] == resumed["meta_steps"] == 20
+    h1 = json.loads((tmp_path / "full" / "rule.eqx").read_bytes().split(b"\n", 1)[0])
+    h2 = json.loads((tmp_path / "part" / "rule.eqx").read_bytes().split(b"\n", 1)[0])
+    assert h1["sha256"] == h2["sha256"]
+    assert (tmp_path / "full" / "metrics.csv").read_text() == (tmp_path / "part" / "metrics.csv").read_text()
+    assert (tmp_path / "full" / "curves.png").stat().st_size > 0
+    # a different config is refused, naming the mismatch
+    with pytest.raises(CheckpointError, match="seed"):
+        run_meta_train("lpg", "chain/short", steps=30, seed=1, out=tmp_path / "part", resume=True, progress=False, log_every=5, preset_overrides=over)
+    with pytest.raises(ValueError, match="exists"):
+        run_meta_train("lpg", "chain/short", steps=30, out=tmp_path / "part", progress=False, preset_overrides=over)
+
+
+def test_estimator_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="longer than a lifetime"):
+        TruncatedMetaGradient(inner_steps=10, lifetime_updates=5)
+    with pytest.raises(ValueError):
+        TruncatedMetaGradient(num_envs=0)
+    with pytest.raises(ValueError, match="Unknown preset"):
+        run_meta_train("lpg", "chain/short", preset="gpu", out="/nonexistent/x")
