@@ -7,6 +7,9 @@ Public API (implementation lives in private modules):
 - `AbstractUpdateRule`: the update-rule interface (A2C and PPO live in `baselines`).
 - `TrainConfig`, `train`, `init`, `run`: the one training loop.
 - `learning_curve`, `final_return`: summaries of training metrics.
+- `LPG`, `LPGNetwork`: the learned policy-gradient rule; `meta_train`, `TruncatedMetaGradient`,
+  `MetaTrainConfig`: meta-training (more in `learned_rl.meta`).
+- `load_rule`, `save_rule`, `pretrained.load(name)`: learned-rule files.
 """
 
 from ._agent import Agent as Agent, AgentConfig as AgentConfig, AgentOutput as AgentOutput, make_agent as make_agent
@@ -25,3 +28,8 @@ from ._rollout import EpisodeStats as EpisodeStats, Trajectory as Trajectory, co
 from .rules import AbstractUpdateRule as AbstractUpdateRule
 
 __version__ = "0.1.0"
+from ._checkpoint import CheckpointError as CheckpointError
+from ._rules_io import load_rule as load_rule, save_rule as save_rule
+from .meta import MetaTrainConfig as MetaTrainConfig, TruncatedMetaGradient as TruncatedMetaGradient, meta_train as meta_train
+from .rules import LPG as LPG, LPGNetwork as LPGNetwork
+from . import pretrained as pretrained

@@ -50,7 +50,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list tasks and named task sets")
 
     t = sub.add_parser("train", help="train fresh agents with an update rule (seeds vmapped)")
-    t.add_argument("--rule", required=True, help="a2c | ppo | lpg:PATH_OR_PRETRAINED")
+    t.add_argument("--rule", required=True, help="a2c | ppo | dpo | lpg:PATH_OR_PRETRAINED")
     t.add_argument("--task", required=True, help="a task name (see `learned-rl tasks`)")
     t.add_argument("--steps", type=_positive_int("--steps"), default=None, help="env steps per seed (default: the rule's default for the task family)")
     t.add_argument("--seeds", type=_positive_int("--seeds"), default=3, help="number of seeds, vmapped (default 3)")
@@ -68,6 +68,15 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.eqx")
     m.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints (default 180)")
     m.add_argument("--no-progress", action="store_true")
+
+    c = sub.add_parser("compare", help="train several rules on one task and compare them")
+    c.add_argument("--task", required=True)
+    c.add_argument("--rules", required=True, help="comma-separated: a2c,ppo,dpo,lpg:PATH_OR_PRETRAINED")
+    c.add_argument("--steps", type=_positive_int("--steps"), default=None)
+    c.add_argument("--seeds", type=_positive_int("--seeds"), default=3)
+    c.add_argument("--seed", type=_nonneg_int, default=0)
+    c.add_argument("--out", default=None, help="output directory (default runs/compare-<task>)")
+    c.add_argument("--no-progress", action="store_true")
 
     d = sub.add_parser("demo", help="the main demo: compare A2C and PPO on a grid world")
     d.add_argument("--task", default="gridworld/dense")
@@ -100,25 +109,51 @@ def _out_dir(args, default: str) -> Path:
 
 
 def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: int, out: Path, progress: bool, extra_config=None):
-    """Validate everything, then train each rule and write one run directory."""
+    """Validate everything, then train each rule (S vmapped seeds each) and write one run
+    directory: config.json, metrics.csv, summary.json, curves.png and results.md.
+
+    A rule that cannot run on the task (e.g. a categorical-policy rule on continuous actions) is
+    reported in `summary.json` under ``"skipped"`` and in results.md, not crashed on; an unknown
+    rule name or a broken rule file is an error before anything runs.
+    """
     import tasks
 
-    from ._experiment import run_seeds, write_run
+    from ._experiment import run_seeds, write_results_md, write_run
     from ._registry import make_rule
 
+    if not rule_names:
+        raise ValueError("no rules given")
+    if len(set(rule_names)) != len(rule_names):
+        raise ValueError(f"duplicate rules in {','.join(rule_names)}")
     task = tasks.make(task_name)
-    plans = []
+    plans, skipped = [], {}
     for name in rule_names:
         rule = make_rule(name)
-        config = rule.default_config(task)
-        if steps is not None:
-            config = config.replace(total_steps=steps)
+        try:
+            config = rule.default_config(task)
+            if steps is not None:
+                config = config.replace(total_steps=steps)
+            if task.continuous_actions:
+                raise ValueError(f"{name} has a categorical policy; task {task.name!r} has continuous actions")
+        except ValueError as e:
+            if len(rule_names) == 1:
+                raise
+            skipped[name] = str(e)
+            continue
         plans.append((name, rule, config))
+    if not plans:
+        raise ValueError(f"no rule can run on {task.name!r}: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     results = [
         run_seeds(rule, task, config, num_seeds=seeds, seed=seed, rule_name=name, progress=progress)
         for name, rule, config in plans
     ]
     summary = write_run(out, task, results, extra_config)
+    if skipped:
+        summary["skipped"] = skipped
+        from ._experiment import write_json
+
+        write_json(out / "summary.json", summary)
+    write_results_md(out / "results.md", summary)
     return task, results, summary
 
 
@@ -141,7 +176,18 @@ def _cmd_train(args) -> int:
     out = _out_dir(args, f"runs/{args.rule.replace(':', '-').replace('/', '_')}-{args.task.replace('/', '_')}")
     _, _, summary = compare(args.task, [args.rule], steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress, extra_config={"command": "train", "seed": args.seed})
     _print_table(summary)
-    print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png")
+    print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png, results.md")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    out = _out_dir(args, f"runs/compare-{args.task.replace('/', '_')}")
+    _, _, summary = compare(args.task, rules, steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress, extra_config={"command": "compare", "seed": args.seed})
+    _print_table(summary)
+    for name, why in summary.get("skipped", {}).items():
+        print(f"{name}: not run ({why})")
+    print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png, results.md")
     return 0
 
 
@@ -150,7 +196,7 @@ def _cmd_demo(args) -> int:
     print(f"Demo: A2C vs PPO on {args.task}, {args.seeds} seeds each (vmapped).")
     _, _, summary = compare(args.task, ["a2c", "ppo"], steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress, extra_config={"command": "demo", "seed": args.seed})
     _print_table(summary)
-    print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png")
+    print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png, results.md")
     return 0
 
 
@@ -174,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-        return {"tasks": _cmd_tasks, "train": _cmd_train, "meta-train": _cmd_meta_train, "demo": _cmd_demo}[args.command](args)
+        return {"tasks": _cmd_tasks, "train": _cmd_train, "compare": _cmd_compare, "meta-train": _cmd_meta_train, "demo": _cmd_demo}[args.command](args)
     except _UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

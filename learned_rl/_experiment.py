@@ -223,3 +223,23 @@ def write_run(out: Path, task, results: list[RunResult], extra_config: dict[str,
     write_json(out / "summary.json", summary)
     plot_curves(out / "curves.png", task.name, results)
     return summary
+
+
+def write_results_md(path: Path, summary: dict[str, Any]) -> None:
+    """A markdown table: final return ± standard error, fraction of optimal (where known), seeds,
+    env steps and wall time (compile included) per rule."""
+    rows = summary["results"]
+    has_norm = any("normalized_return" in r for r in rows.values())
+    lines = [f"# {summary['task']}", ""]
+    head = "| rule | final return | " + ("fraction of optimal | " if has_norm else "") + "seeds | env steps | wall time (s) |"
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, r in rows.items():
+        cell = f"| {name} | {r['final_return_mean']:.3f} ± {r['final_return_stderr']:.3f} | "
+        if has_norm:
+            cell += f"{r['normalized_return']:.3f} ± {r['normalized_return_stderr']:.3f} | " if "normalized_return" in r else "– | "
+        cell += f"{r['seeds']} | {r['env_steps']:,} | {r['wall_time_s']:.1f} |"
+        lines.append(cell)
+    for name, why in summary.get("skipped", {}).items():
+        lines.append(f"\n{name}: not run ({why})")
+    lines.append("\nFinal return: mean episode return over the last 10% of training, averaged over seeds (± standard error).")
+    path.write_text("\n".join(lines) + "\n")

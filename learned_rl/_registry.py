@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-RULE_NAMES = ("a2c", "ppo", "lpg:PATH_OR_PRETRAINED")
+RULE_NAMES = ("a2c", "ppo", "dpo", "lpg:PATH_OR_PRETRAINED")
 
 
 def make_rule(name: str):
-    """Build an update rule from its CLI name: ``a2c``, ``ppo`` or ``lpg:PATH_OR_PRETRAINED``
+    """Build an update rule from its CLI name: ``a2c``, ``ppo``, ``dpo`` (PPO's objective with the
+    DPO drift) or ``lpg:PATH_OR_PRETRAINED``
     (a `rule.eqx` file, or the name of a shipped rule such as ``lpg_tabular``).
 
     Raises `ValueError` with the close matches for an unknown name, and `CheckpointError` (a
@@ -25,6 +26,10 @@ def make_rule(name: str):
         return baselines.A2C()
     if low == "ppo":
         return baselines.PPO()
+    if low == "dpo":
+        from .rules import DPODrift
+
+        return baselines.PPO(drift=DPODrift())
     if low.startswith("lpg:"):
         from . import pretrained
         from ._rules_io import load_rule
@@ -41,6 +46,6 @@ def make_rule(name: str):
                 f"(pretrained: {', '.join(pretrained.available()) or 'none'})"
             )
         return load_rule(p, kind="lpg")
-    close = difflib.get_close_matches(low, ["a2c", "ppo", "lpg"], n=3)
+    close = difflib.get_close_matches(low, ["a2c", "ppo", "dpo", "lpg"], n=3)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ValueError(f"Unknown rule {name!r}.{hint} Known rules: {', '.join(RULE_NAMES)}.")

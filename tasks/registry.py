@@ -82,67 +82,37 @@ class Task:
 
 
 # --------------------------------------------------------------- our tasks
-def _gridworld_task(variant: str) -> Callable[..., Task]:
-    def factory(num_actions: int = 5) -> Task:
-        env = make_gridworld(variant, num_actions=num_actions)
-        return Task(
-            name=f"gridworld/{variant}",
-            family="tabular",
-            env=env,
-            default_params=env.default_params,
-            sample_params=env.sample_params,
-            num_actions=env.num_actions,
-            obs_shape=(),
-            num_states=env.num_states,
-            continuous_actions=False,
-            optimal_return=env.optimal_return,
-        )
+def _our_task(prefix: str, family: str, make_env: Callable[..., Environment], variant: str) -> Callable[..., Task]:
+    """A factory for one of our environments. The env class provides `num_states` (``None`` for
+    non-tabular observations), `obs_shape` (``()`` for index observations), `sample_params` and,
+    where the optimum is known, `optimal_return`."""
 
-    return factory
-
-
-def _random_gridworld_task(variant: str) -> Callable[..., Task]:
-    def factory(num_actions: int = 5) -> Task:
-        env = make_random_gridworld(variant, num_actions=num_actions)
-        return Task(
-            name=f"random_gridworld/{variant}",
-            family="random_gridworld",
-            env=env,
-            default_params=env.default_params,
-            sample_params=env.sample_params,
-            num_actions=env.num_actions,
-            obs_shape=env.obs_shape,
-            num_states=None,
-            continuous_actions=False,
-            optimal_return=None,
-        )
-
-    return factory
-
-
-def _chain_task(variant: str) -> Callable[..., Task]:
     def factory(**kwargs: Any) -> Task:
-        env = make_chain(variant, **kwargs)
+        env = make_env(variant, **kwargs)
+        num_states = getattr(env, "num_states", None)
         return Task(
-            name=f"chain/{variant}",
-            family="chain",
+            name=f"{prefix}/{variant}",
+            family=family,
             env=env,
             default_params=env.default_params,
             sample_params=env.sample_params,
             num_actions=env.num_actions,
-            obs_shape=env.obs_shape,
-            num_states=env.num_states,
+            obs_shape=() if num_states is not None else tuple(env.obs_shape),
+            num_states=num_states,
             continuous_actions=False,
-            optimal_return=env.optimal_return,
+            optimal_return=getattr(env, "optimal_return", None),
         )
 
     return factory
 
 
 _OUR_TASKS: dict[str, Callable[..., Task]] = {
-    **{f"gridworld/{v}": _gridworld_task(v) for v in GRIDWORLD_CONFIGS},
-    **{f"random_gridworld/{v}": _random_gridworld_task(v) for v in RANDOM_GRIDWORLD_CONFIGS},
-    **{f"chain/{v}": _chain_task(v) for v in CHAIN_CONFIGS},
+    **{f"gridworld/{v}": _our_task("gridworld", "tabular", make_gridworld, v) for v in GRIDWORLD_CONFIGS},
+    **{
+        f"random_gridworld/{v}": _our_task("random_gridworld", "random_gridworld", make_random_gridworld, v)
+        for v in RANDOM_GRIDWORLD_CONFIGS
+    },
+    **{f"chain/{v}": _our_task("chain", "chain", make_chain, v) for v in CHAIN_CONFIGS},
 }
 
 # ------------------------------------------------------------ gymnax tasks

@@ -63,3 +63,53 @@ def test_train_writes_run_directory(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["rules"]["a2c"]["total_steps"] == 25600
     assert "fraction of optimal" in capsys.readouterr().out
+
+
+def test_train_with_saved_lpg_rule_and_bad_rule_files(tmp_path, capsys):
+    import jax
+
+    from learned_rl import LPG, LPGNetwork, save_rule
+
+    path = save_rule(tmp_path / "rule.eqx", LPG(LPGNetwork(8, 4, key=jax.random.PRNGKey(0))))
+    out = tmp_path / "run"
+    assert main(["train", "--rule", f"lpg:{path}", "--task", "chain/short", "--steps", "12800", "--seeds", "2", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["results"][f"lpg:{path}"]["seeds"] == 2
+    capsys.readouterr()
+    bad = tmp_path / "bad.eqx"
+    bad.write_bytes(path.read_bytes()[:-7])
+    for rule, needle in [(f"lpg:{bad}", "truncated"), (f"lpg:{tmp_path}/nope.eqx", "no such file"), ("lpg:nonexistent_pretrained", "no pretrained rule")]:
+        out2 = tmp_path / "never"
+        assert main(["train", "--rule", rule, "--task", "chain/short", "--out", str(out2), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+        assert not out2.exists()
+
+
+def test_train_config_round_trips_through_json():
+    from learned_rl import TrainConfig
+
+    from baselines import PPO
+    import tasks
+
+    cfg = PPO().default_config(tasks.make("Breakout-MinAtar"))
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({"total_steps": 10, "bogus": 1})
+
+
+def test_compare_writes_results_and_reports_rules_that_cannot_run(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--task", "CartPole-v1", "--rules", "a2c,dpo", "--steps", "4096", "--seeds", "2", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["results"]) == {"a2c", "dpo"}
+    md = (out / "results.md").read_text()
+    assert "| a2c |" in md and "| dpo |" in md and "wall time" in md
+    capsys.readouterr()
+    # continuous actions: the categorical rules are reported, not crashed on
+    out2 = tmp_path / "cont"
+    assert main(["compare", "--task", "Pendulum-v1", "--rules", "a2c,ppo", "--steps", "4096", "--out", str(out2), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no rule can run" in err and "continuous actions" in err and not out2.exists()
+    assert main(["compare", "--task", "CartPole-v1", "--rules", "a2c,a2c", "--out", str(out2)]) == 2

@@ -131,3 +131,13 @@ def test_a2c_clearly_beats_random_policy_on_gridworld_dense():
 
     rnd = np.asarray(jax.jit(jax.vmap(random_policy_return))(seed_keys(0, 2)))
     assert np.all(learned > rnd + 10), (learned, rnd)
+
+
+@pytest.mark.parametrize("name", ["random_gridworld/small", "chain/distractor", "Breakout-MinAtar"])
+def test_both_baselines_run_on_every_observation_kind(name):
+    """Image observations (MLP on flattened grids), vector chains (MLP) and MinAtar (CNN)."""
+    task = tasks.make(name)
+    for rule in (A2C(), PPO()):
+        cfg = rule.default_config(task).replace(total_steps=rule.default_config(task).steps_per_update * 3)
+        _, m = jax.jit(lambda k: train(rule, task, cfg, key=k))(jax.random.PRNGKey(0))
+        assert m["loss"].shape == (3,) and np.all(np.isfinite(m["loss"]))

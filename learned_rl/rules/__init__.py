@@ -1,4 +1,11 @@
-"""Update rules: the abstract interface and the mirror-learning drifts."""
+"""Update rules: the abstract interface, the mirror-learning drifts, and LPG."""
 
 from ._base import AbstractUpdateRule as AbstractUpdateRule
-from ._mirror import AbstractDrift as AbstractDrift, ClipDrift as ClipDrift, mirror_objective as mirror_objective
+from ._lpg import LPG as LPG, LPGNetwork as LPGNetwork
+from ._mirror import (
+    AbstractDrift as AbstractDrift,
+    ClipDrift as ClipDrift,
+    DPODrift as DPODrift,
+    LPODrift as LPODrift,
+    mirror_objective as mirror_objective,
+)

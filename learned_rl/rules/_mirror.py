@@ -51,3 +51,66 @@ def mirror_objective(
     """The mirror-learning objective to *maximise*: ``mean(r·A − f(r, A))``."""
     r = jnp.exp(log_ratio)
     return jnp.mean(r * advantage - drift(log_ratio, advantage))
+
+
+class DPODrift(AbstractDrift):
+    """Discovered Policy Optimisation's closed-form drift (Lu et al. 2022):
+
+    - A ≥ 0: ``relu((r − 1)·A − α·tanh((r − 1)·A / α))``
+    - A < 0: ``relu(log(r)·A − β·tanh(log(r)·A / β))`` (uses the log-ratio directly)
+    """
+
+    name: ClassVar[str] = "dpo"
+    alpha: float = 2.0
+    beta: float = 0.6
+
+    def __check_init__(self):
+        if not (self.alpha > 0 and self.beta > 0):
+            raise ValueError("DPODrift: alpha and beta must be positive")
+
+    def __call__(self, log_ratio, advantage):
+        pos = (jnp.exp(log_ratio) - 1.0) * advantage
+        neg = log_ratio * advantage
+        f_pos = jax.nn.relu(pos - self.alpha * jnp.tanh(pos / self.alpha))
+        f_neg = jax.nn.relu(neg - self.beta * jnp.tanh(neg / self.beta))
+        return jnp.where(advantage >= 0, f_pos, f_neg)
+
+
+class LPODrift(AbstractDrift):
+    """LPO's learned drift: features ``[log r, (log r)², 1−r, (1−r)²]`` and the same four times A,
+    then Dense(128, no bias) → tanh → Dense(1, no bias); ``f = relu(NN(x) − 1e-4)``, or with
+    `ppo_init` ``f = relu(f_clip(r, A) + NN(x) − 1e-4)``.
+
+    Every feature is 0 at r = 1 and the network has no biases, so NN = 0 there; the −1e-4 shift
+    keeps f ≡ 0 near r = 1, so f(1, A) = 0 and ∂f/∂r(1, A) = 0 for any weights.
+    """
+
+    name: ClassVar[str] = "lpo"
+    hidden: eqx.nn.Linear
+    out: eqx.nn.Linear
+    ppo_init: bool = eqx.field(static=True, default=True)
+    epsilon: float = 0.2
+
+    def __init__(self, width: int = 128, ppo_init: bool = True, *, key, zero_output: bool = True, epsilon: float = 0.2):
+        k1, k2 = jax.random.split(key)
+        self.hidden = eqx.nn.Linear(8, width, use_bias=False, key=k1)
+        out = eqx.nn.Linear(width, 1, use_bias=False, key=k2)
+        # the ES mean starts at zero output, so generation 0 is PPO (with ppo_init)
+        self.out = eqx.tree_at(lambda l: l.weight, out, jnp.zeros_like(out.weight)) if zero_output else out
+        self.ppo_init = ppo_init
+        self.epsilon = epsilon
+
+    @staticmethod
+    def features(log_ratio, advantage):
+        one_minus_r = 1.0 - jnp.exp(log_ratio)
+        base = jnp.stack([log_ratio, log_ratio**2, one_minus_r, one_minus_r**2], axis=-1)
+        return jnp.concatenate([base, base * advantage[..., None]], axis=-1)
+
+    def __call__(self, log_ratio, advantage):
+        x = self.features(log_ratio, advantage)
+        flat = x.reshape(-1, 8)
+        nn = jax.vmap(lambda v: self.out(jnp.tanh(self.hidden(v)))[0])(flat).reshape(log_ratio.shape)
+        f = nn - 1e-4
+        if self.ppo_init:
+            f = f + ClipDrift(self.epsilon)(log_ratio, advantage)
+        return jax.nn.relu(f)

@@ -1,0 +1,40 @@
+"""Mirror-learning drifts: the three drift conditions, DPO's closed form, and DPO training."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from learned_rl.rules import ClipDrift, DPODrift, LPODrift
+
+R = jnp.concatenate([jnp.linspace(0.05, 3.0, 60), jnp.array([1.0])])
+A = jnp.linspace(-4.0, 4.0, 17)
+LPO_RANDOM = LPODrift(ppo_init=False, zero_output=False, key=jax.random.PRNGKey(0))
+LPO_PPO_INIT = LPODrift(ppo_init=True, zero_output=False, key=jax.random.PRNGKey(1))
+
+
+@pytest.mark.parametrize("drift", [ClipDrift(0.2), DPODrift(), LPO_RANDOM, LPO_PPO_INIT, LPODrift(key=jax.random.PRNGKey(2))], ids=["clip", "dpo", "lpo-random", "lpo-ppo-init-random", "lpo-zero"])
+def test_drift_conditions(drift):
+    rr, aa = jnp.meshgrid(R, A, indexing="ij")
+    f = drift(jnp.log(rr), aa)
+    assert bool(jnp.all(f >= 0))
+    np.testing.assert_allclose(drift(jnp.zeros_like(A), A), 0.0, atol=0)
+    dfdr = jax.vmap(jax.grad(lambda r, a: drift(jnp.log(r), a)), (None, 0))(1.0, A)
+    np.testing.assert_allclose(dfdr, 0.0, atol=1e-7)
+    if drift is LPO_RANDOM:
+        assert float(jnp.max(f)) > 0  # a random network really does drift away from r = 1
+
+
+def test_dpo_matches_hand_computed_values():
+    d = DPODrift(alpha=2.0, beta=0.6)
+    # A >= 0: x = (r-1)A = 1.5*2 = 3 -> 3 - 2 tanh(1.5)
+    np.testing.assert_allclose(d(jnp.log(2.5), 2.0), 3 - 2 * np.tanh(1.5), rtol=1e-6)
+    # A < 0: x = log(0.5) * -1 = 0.6931 -> x - 0.6 tanh(x / 0.6)
+    x = np.log(0.5) * -1.0
+    np.testing.assert_allclose(d(jnp.log(0.5), -1.0), x - 0.6 * np.tanh(x / 0.6), rtol=1e-6)
+    # A < 0 and r > 1: log(r)·A < 0 -> no drift
+    np.testing.assert_allclose(d(jnp.log(1.5), -1.0), 0.0)
+    # LPO with a zero output layer and PPO init is exactly PPO-clip (minus the 1e-4 shift)
+    lpo = LPODrift(key=jax.random.PRNGKey(0))
+    lr, a = jnp.log(jnp.array([0.5, 1.5, 2.0])), jnp.array([1.0, 1.0, -2.0])
+    np.testing.assert_allclose(lpo(lr, a), jax.nn.relu(ClipDrift(0.2)(lr, a) - 1e-4), rtol=1e-6)
