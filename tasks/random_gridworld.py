@@ -193,19 +193,21 @@ class RandomGridWorld(environment.Environment[RandomGridWorldState, RandomGridWo
     def get_obs(
         self, state: RandomGridWorldState, params: Any = None, key: Any = None
     ) -> jax.Array:
-        # one-hot comparisons and a tiny matmul (no scatters: cheap to compile under vmap)
+        # one-hot comparisons only (no scatters: cheap to compile under vmap; no matmul: batched
+        # tiny matmuls are slow on CPU)
         cells = jnp.arange(self.num_cells)
         on_cell = (cells[:, None] == state.object_cells[None, :]) & state.present[None, :]
-        objects = jnp.minimum(on_cell.astype(jnp.float32) @ self._type_onehot, 1.0)
+        objects = jnp.any(on_cell[:, :, None] & (self._type_onehot[None, :, :] > 0), axis=1).astype(jnp.float32)
         agent = (cells == state.agent).astype(jnp.float32)[:, None]
         return jnp.concatenate([objects, agent], axis=1).reshape(self.obs_shape)
 
     def reset_env(
         self, key: jax.Array, params: RandomGridWorldParams
     ) -> tuple[jax.Array, RandomGridWorldState]:
-        # distinct uniformly random cells: the K + 1 largest of N iid uniforms
-        _, cells = jax.lax.top_k(jax.random.uniform(key, (self.num_cells,)), self.num_objects + 1)
-        cells = cells.astype(jnp.int32)
+        # distinct uniformly random cells, one uniform number per pick (random-number generation
+        # and top-k sorts dominated the step time on CPU when every cell got a score)
+        u = jax.random.uniform(key, (self.num_objects + 1,))
+        cells = _distinct_picks(u, jnp.zeros(self.num_cells, bool))
         state = RandomGridWorldState(
             time=jnp.asarray(0, jnp.int32),
             agent=cells[0],
@@ -222,8 +224,8 @@ class RandomGridWorld(environment.Environment[RandomGridWorldState, RandomGridWo
         params: RandomGridWorldParams,
     ) -> tuple[jax.Array, RandomGridWorldState, jax.Array, jax.Array, dict[str, Any]]:
         K, N = self.num_objects, self.num_cells
-        # one random draw per step: termination, K respawn coins, N placement scores
-        u = jax.random.uniform(key, (1 + K + N,))
+        # one random draw per step: termination, K respawn coins, K placement numbers
+        u = jax.random.uniform(key, (1 + 2 * K,))
         u_term, u_respawn, u_place = u[0], u[1 : 1 + K], u[1 + K :]
         action = jnp.clip(jnp.asarray(action, jnp.int32), 0, self._num_actions - 1)
         agent = self._move_flat[state.agent * self._num_actions + action]
@@ -234,15 +236,15 @@ class RandomGridWorld(environment.Environment[RandomGridWorldState, RandomGridWo
 
         respawn = (~state.present) & (u_respawn < params.object_respawn_probs)
         present = state.present & ~hit
-        # Free cells: neither the agent nor a present object. The K free cells with the
-        # largest scores are a uniformly random ordered sample without replacement; the
-        # i-th respawning object (in object order) takes the i-th of them. This has the
-        # same distribution as placing the respawning objects one after another.
+        # Free cells: neither the agent nor a present object. K successive uniform picks without
+        # replacement among them form a uniformly random ordered sample; the i-th respawning
+        # object (in object order) takes the i-th pick. This has the same distribution as
+        # placing the respawning objects one after another.
         all_cells = jnp.arange(N)
         occupied = jnp.any(
             (all_cells[:, None] == state.object_cells[None, :]) & present[None, :], axis=1
         ) | (all_cells == agent)
-        _, free_cells = jax.lax.top_k(jnp.where(occupied, -1.0, u_place), K)
+        free_cells = _distinct_picks(u_place, occupied)
         rank = jnp.cumsum(respawn) - 1
         object_cells = jnp.where(respawn, free_cells[rank], state.object_cells).astype(jnp.int32)
         present = present | respawn
@@ -252,6 +254,20 @@ class RandomGridWorld(environment.Environment[RandomGridWorldState, RandomGridWo
         )
         info = {"discount": 1.0 - terminated.astype(jnp.float32)}
         return self.get_obs(new_state), new_state, reward, terminated, info
+
+
+def _distinct_picks(u: jax.Array, blocked: jax.Array) -> jax.Array:
+    """``u.shape[0]`` distinct cells: pick i is uniform among the cells neither blocked nor picked
+    before (the ``floor(u_i · n_free)``-th allowed cell, for ``u_i`` uniform in [0, 1))."""
+    picks = []
+    for i in range(u.shape[0]):
+        free = ~blocked
+        n_free = jnp.sum(free)
+        r = jnp.minimum(jnp.floor(u[i] * n_free), n_free - 1)
+        c = jnp.argmax(jnp.cumsum(free) > r).astype(jnp.int32)
+        picks.append(c)
+        blocked = blocked | (jnp.arange(blocked.shape[0]) == c)
+    return jnp.stack(picks)
 
 
 @dataclasses.dataclass(frozen=True)

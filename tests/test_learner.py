@@ -141,3 +141,22 @@ def test_both_baselines_run_on_every_observation_kind(name):
         cfg = rule.default_config(task).replace(total_steps=rule.default_config(task).steps_per_update * 3)
         _, m = jax.jit(lambda k: train(rule, task, cfg, key=k))(jax.random.PRNGKey(0))
         assert m["loss"].shape == (3,) and np.all(np.isfinite(m["loss"]))
+
+
+def test_training_compiles_once_for_all_chunks(monkeypatch):
+    import learned_rl._experiment as ex
+
+    traces = []
+    real = ex.update_step
+
+    def counting(*a, **k):
+        traces.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(ex, "update_step", counting)
+    task = tasks.make("chain/short")
+    rule = A2C()
+    cfg = rule.default_config(task).replace(total_steps=64 * 20 * 40)
+    res = ex.run_seeds(rule, task, cfg, num_seeds=2, progress=False)
+    assert res.metrics["loss"].shape == (2, 40)  # 20 chunks of 2 updates ran
+    assert len(traces) <= 2, f"update step traced {len(traces)} times for 20 chunks"
