@@ -100,12 +100,13 @@ def test_train_config_round_trips_through_json():
 
 def test_compare_writes_results_and_reports_rules_that_cannot_run(tmp_path, capsys):
     out = tmp_path / "cmp"
-    rc = main(["compare", "--task", "CartPole-v1", "--rules", "a2c,dpo", "--steps", "4096", "--seeds", "2", "--out", str(out), "--no-progress"])
+    # a tabular task: vmapped CartPole runs can stall intermittently on jax 0.10.2 CPU (see README)
+    rc = main(["compare", "--task", "chain/short", "--rules", "a2c,dpo", "--steps", "12800", "--seeds", "2", "--out", str(out), "--no-progress"])
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["results"]) == {"a2c", "dpo"}
     md = (out / "results.md").read_text()
-    assert "| a2c |" in md and "| dpo |" in md and "wall time" in md
+    assert "| a2c |" in md and "| dpo |" in md and "wall time" in md and "fraction of optimal" in md
     capsys.readouterr()
     # continuous actions: the categorical rules are reported, not crashed on
     out2 = tmp_path / "cont"

@@ -81,9 +81,10 @@ def test_agent_gradients_are_nonzero_and_tabular_is_lookup():
 
 
 def test_same_seed_same_metrics_and_vmap_matches_single_runs():
-    task = tasks.make("CartPole-v1")
+    # a tabular task: vmapped CartPole runs can stall intermittently on jax 0.10.2 CPU (see README)
+    task = tasks.make("gridworld/sparse")
     rule = A2C()
-    cfg = rule.default_config(task).replace(total_steps=16 * 8 * 30)
+    cfg = rule.default_config(task).replace(total_steps=64 * 20 * 30)
     a = run_seeds(rule, task, cfg, num_seeds=2, seed=7, progress=False)
     b = run_seeds(rule, task, cfg, num_seeds=2, seed=7, progress=False)
     for k in a.metrics:
