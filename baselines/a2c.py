@@ -8,6 +8,11 @@ Default hyperparameters per task family (`A2C.default_config(task)`, see `A2C_DE
 | random grid worlds | 64 × 20 | Adam | 5e-4 | 1.0 | MLP 64-64 ReLU |
 | classic control, bsuite, misc | 16 × 8 | RMSprop | 7e-4 | 0.5 | MLP 64-64 tanh |
 | MinAtar | 64 × 20 | Adam | 5e-4 | 1.0 | MinAtar CNN |
+| continuous classic control (Pendulum, MountainCarContinuous) | 16 × 8 | RMSprop | 7e-4 | 0.5 | MLP 64-64 tanh, Gaussian; obs + reward normalisation |
+| Brax | 64 × 8 | RMSprop | 7e-4 | 0.5 | MLP 64-64 tanh, Gaussian; obs + reward normalisation |
+
+The two continuous rows are untuned (the classic recipe with normalisation); PPO is the tuned
+baseline there.
 
 Tabular agents follow GROOVE's recipe (SGD, learning rate 40, gradients clipped to global norm
 0.5, on lookup tables). A sweep on `gridworld/dense` (1M steps, 2 seeds) confirmed it: lr 40 with
@@ -30,7 +35,7 @@ from learned_rl.rules._base import (
     AbstractUpdateRule,
     batched,
     batched_value,
-    categorical_log_prob_entropy,
+    log_prob_entropy,
 )
 
 A2C_DEFAULTS: dict[str, TrainConfig] = {
@@ -52,13 +57,31 @@ A2C_DEFAULTS: dict[str, TrainConfig] = {
     ),
 }
 A2C_DEFAULTS["chain"] = A2C_DEFAULTS["tabular"].replace(total_steps=200_000)
+# Continuous actions (Gaussian policy). Not tuned: the classic-control recipe plus observation and
+# reward normalisation; Brax uses more envs per update.
+A2C_DEFAULTS["continuous"] = A2C_DEFAULTS["classic"].replace(
+    total_steps=300_000, normalize_obs=True, normalize_reward=True
+)
+A2C_DEFAULTS["brax"] = TrainConfig(
+    total_steps=3_000_000, num_envs=64, rollout_len=8, optimizer="rmsprop",
+    learning_rate=7e-4, max_grad_norm=0.5, agent=AgentConfig(hidden=(64, 64), activation="tanh"),
+    normalize_obs=True, normalize_reward=True,
+)
 A2C_DEFAULTS["bsuite"] = A2C_DEFAULTS["classic"]
 A2C_DEFAULTS["misc"] = A2C_DEFAULTS["classic"]
 
 
+def default_family(task) -> str:
+    """The defaults table row of a task: its family, except that gymnax's continuous-action
+    classic-control tasks (Pendulum-v1, MountainCarContinuous-v0) use the ``continuous`` row."""
+    if task.family == "classic" and task.continuous_actions:
+        return "continuous"
+    return task.family
+
+
 def family_default(defaults: dict[str, TrainConfig], task, rule_name: str) -> TrainConfig:
     """Look up a task family's default config; vector-observation chains use the MLP config."""
-    fam = task.family
+    fam = default_family(task)
     if fam == "chain" and task.obs_kind != "index":
         return defaults["random_gridworld"].replace(total_steps=defaults["chain"].total_steps)
     if fam not in defaults:
@@ -103,7 +126,7 @@ class A2C(AbstractUpdateRule):
         target = adv + jax.lax.stop_gradient(value)
         if self.normalize_advantages:
             adv = normalize(adv)
-        logp, entropy = categorical_log_prob_entropy(out.logits, traj.action)
+        logp, entropy = log_prob_entropy(out, traj.action)
         pg_loss = -jnp.mean(logp * adv)
         v_loss = 0.5 * jnp.mean((value - target) ** 2)
         ent = jnp.mean(entropy)

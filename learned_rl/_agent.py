@@ -1,5 +1,5 @@
-"""The agent: a torso, a categorical policy head, an optional prediction head y and an optional
-value head.
+"""The agent: a torso, a policy head (categorical, or Gaussian for continuous actions), an optional
+prediction head y and an optional value head.
 
 One `Agent` class serves every update rule. Which heads exist is decided by the rule
 (`AbstractUpdateRule.prediction_dim`, `AbstractUpdateRule.needs_value`), and which torso is used is
@@ -13,6 +13,15 @@ decided by the task's observation kind:
 
 For the MLP and CNN torsos the value head has its own torso (a separate critic), as in PureJaxRL
 and GROOVE; the prediction head y shares the policy's torso.
+
+Continuous actions (`task.continuous_actions`): the policy head is a `GaussianHead`, a diagonal
+Gaussian with a state-dependent mean (a dense layer) and a **state-independent** log standard
+deviation (one learned parameter per action dimension, initialised to 0), as in PureJaxRL and
+CleanRL. Samples are *not* squashed: the rollout clips the sampled action to the action space's
+bounds before the environment sees it, and the log-probability is that of the unclipped sample
+(PureJaxRL's ``ClipAction`` choice). A tanh squash would need a Jacobian correction in every
+log-probability and makes the entropy intractable; clipping keeps the log-probability exact and
+the entropy in closed form, at the cost of a policy that can put mass outside the bounds.
 """
 
 from __future__ import annotations
@@ -60,11 +69,28 @@ class AgentConfig:
 
 
 class AgentOutput(NamedTuple):
-    """What the agent outputs for one observation."""
+    """What the agent outputs for one observation.
+
+    - `logits`: the categorical policy's logits ``[A]``; for a Gaussian policy, the mean of the
+      action distribution ``[act_dim]`` (also available as `mean`).
+    - `y_logits`: the prediction head's m logits (or `None`).
+    - `value`: the value estimate (or `None`).
+    - `log_std`: the Gaussian policy's log standard deviation ``[act_dim]``; `None` for a
+      categorical policy (this is how helpers tell the two apart).
+    """
 
     logits: Float[Array, " A"]
     y_logits: Float[Array, " m"] | None
     value: Float[Array, ""] | None
+    log_std: Float[Array, " A"] | None = None
+
+    @property
+    def mean(self) -> Float[Array, " A"]:
+        return self.logits
+
+    @property
+    def is_gaussian(self) -> bool:
+        return self.log_std is not None
 
 
 def _orthogonal_linear(
@@ -73,6 +99,21 @@ def _orthogonal_linear(
     lin = eqx.nn.Linear(in_size, out_size, key=key)
     w = jax.nn.initializers.orthogonal(scale)(key, (out_size, in_size))
     return eqx.tree_at(lambda l: (l.weight, l.bias), lin, (w, jnp.zeros(out_size)))
+
+
+class GaussianHead(eqx.Module):
+    """A diagonal Gaussian policy head: ``mean = W·features + b`` and a state-independent
+    ``log_std`` parameter (one per action dimension)."""
+
+    mean: eqx.nn.Linear
+    log_std: Float[Array, " A"]
+
+    def __init__(self, in_size: int, action_dim: int, *, key: PRNGKeyArray, init_log_std: float = 0.0):
+        self.mean = _orthogonal_linear(in_size, action_dim, 0.01, key=key)
+        self.log_std = jnp.full((action_dim,), init_log_std, jnp.float32)
+
+    def __call__(self, feats: Array) -> tuple[Array, Array]:
+        return self.mean(feats), self.log_std
 
 
 class Table(eqx.Module):
@@ -136,8 +177,13 @@ class CNNTorso(eqx.Module):
 
 
 class Agent(eqx.Module):
-    """Policy (categorical), optional prediction y (m logits; softmax gives y ∈ Δ^m) and optional
-    value. Call it on a single observation; `jax.vmap` it over a batch."""
+    """Policy (categorical, or a diagonal Gaussian when `continuous`), optional prediction y
+    (m logits; softmax gives y ∈ Δ^m) and optional value. Call it on a single observation;
+    `jax.vmap` it over a batch.
+
+    For a continuous agent `num_actions` is the action dimension and `action_low`/`action_high`
+    are the bounds the rollout clips sampled actions to (per dimension).
+    """
 
     torso: eqx.Module
     policy_head: eqx.Module
@@ -147,16 +193,23 @@ class Agent(eqx.Module):
     num_actions: int = eqx.field(static=True)
     prediction_dim: int = eqx.field(static=True)
     obs_ndim: int = eqx.field(static=True)
+    continuous: bool = eqx.field(static=True, default=False)
+    action_low: tuple[float, ...] | None = eqx.field(static=True, default=None)
+    action_high: tuple[float, ...] | None = eqx.field(static=True, default=None)
 
     def __call__(self, obs: Array) -> AgentOutput:
         feats = self.torso(obs)
-        logits = self.policy_head(feats)
+        log_std = None
+        if self.continuous:
+            logits, log_std = self.policy_head(feats)
+        else:
+            logits = self.policy_head(feats)
         y_logits = None if self.prediction_head is None else self.prediction_head(feats)
         value = None
         if self.value_head is not None:
             vfeats = feats if self.value_torso is None else self.value_torso(obs)
             value = self.value_head(vfeats).reshape(())
-        return AgentOutput(logits, y_logits, value)
+        return AgentOutput(logits, y_logits, value, log_std)
 
     def value(self, obs: Array) -> Float[Array, ""]:
         """The value head alone (cheaper than a full call for MLP/CNN agents)."""
@@ -203,13 +256,12 @@ def make_agent(
 
     **Returns:** an `Agent`.
     """
-    if task.continuous_actions:
-        raise ValueError(
-            f"task {task.name!r} has continuous actions; this agent has a categorical policy"
-        )
     if prediction_dim < 0:
         raise ValueError(f"prediction_dim must be >= 0, got {prediction_dim}")
     kind = resolve_torso(config, task.obs_kind, task.family)
+    continuous = bool(task.continuous_actions)
+    if continuous and kind == "tabular":
+        raise ValueError(f"task {task.name!r}: continuous actions need an mlp or cnn torso")
     A = task.num_actions
     kt, kp, ky, kvt, kv = jax.random.split(key, 5)
     if kind == "tabular":
@@ -233,9 +285,12 @@ def make_agent(
 
     t = torso(kt)
     width = config.cnn_hidden if kind == "cnn" else config.hidden[-1]
+    low = high = None
+    if continuous:
+        low, high = action_bounds(task)
     return Agent(
         torso=t,
-        policy_head=_orthogonal_linear(width, A, 0.01, key=kp),
+        policy_head=GaussianHead(width, A, key=kp) if continuous else _orthogonal_linear(width, A, 0.01, key=kp),
         prediction_head=_orthogonal_linear(width, prediction_dim, 0.01, key=ky)
         if prediction_dim
         else None,
@@ -244,4 +299,63 @@ def make_agent(
         num_actions=A,
         prediction_dim=prediction_dim,
         obs_ndim=len(task.obs_shape),
+        continuous=continuous,
+        action_low=low,
+        action_high=high,
     )
+
+
+def action_bounds(task) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-dimension bounds of a continuous task's action space (its gymnax ``Box``)."""
+    import numpy as np
+
+    space = task.env.action_space(task.default_params)
+    A = task.num_actions
+    low = np.broadcast_to(np.asarray(space.low, np.float64), (A,))
+    high = np.broadcast_to(np.asarray(space.high, np.float64), (A,))
+    return tuple(float(x) for x in low), tuple(float(x) for x in high)
+
+
+# ------------------------------------------------------------------ policy distributions
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def gaussian_log_prob_entropy(
+    mean: Float[Array, "... A"], log_std: Float[Array, "... A"], action: Float[Array, "... A"]
+) -> tuple[Float[Array, "..."], Float[Array, "..."]]:
+    """log N(a; μ, diag σ²) summed over the action dimensions, and the Gaussian's entropy
+    ``Σ (log σ + ½ log 2πe)``. `log_std` broadcasts against `mean`."""
+    log_std = jnp.broadcast_to(log_std, mean.shape)
+    z = (action - mean) * jnp.exp(-log_std)
+    logp = jnp.sum(-0.5 * z**2 - log_std - 0.5 * _LOG_2PI, axis=-1)
+    entropy = jnp.sum(log_std + 0.5 * (1.0 + _LOG_2PI), axis=-1)
+    return logp, entropy
+
+
+def categorical_log_prob_entropy(logits: Array, action: Array) -> tuple[Array, Array]:
+    """log π(a|s) and H(π(·|s)) from logits ``[..., A]`` and integer actions ``[...]``."""
+    logp_all = jax.nn.log_softmax(logits)
+    logp = jnp.take_along_axis(logp_all, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+    return logp, entropy
+
+
+def log_prob_entropy(out: AgentOutput, action: Array) -> tuple[Array, Array]:
+    """log π(a|s) and H(π(·|s)) for either policy type, from an `AgentOutput` with any leading
+    axes: categorical (integer actions ``[...]``) when ``out.log_std is None``, otherwise a diagonal
+    Gaussian (float actions ``[..., act_dim]``)."""
+    if out.log_std is None:
+        return categorical_log_prob_entropy(out.logits, action)
+    return gaussian_log_prob_entropy(out.logits, out.log_std, action)
+
+
+def sample_action(out: AgentOutput, *, key: PRNGKeyArray) -> tuple[Array, Array]:
+    """Sample an action from the policy of `out` (any leading axes). Returns `(action,
+    log_prob)`; Gaussian samples are unclipped (the rollout clips what the environment sees)."""
+    if out.log_std is None:
+        action = jax.random.categorical(key, out.logits)
+    else:
+        noise = jax.random.normal(key, out.logits.shape, out.logits.dtype)
+        action = out.logits + jnp.exp(out.log_std) * noise
+    return action, log_prob_entropy(out, action)[0]

@@ -39,6 +39,11 @@ class TrainConfig:
     - `agent`: an `AgentConfig`.
     - `final_fraction`: the final return of a run is the mean return of the episodes that end in
       this last fraction of its updates.
+    - `normalize_obs`: normalise observations with running statistics (see `learned_rl._rollout`);
+      the statistics are part of the `LearnerState` (``state.obs_norm``), so checkpoints keep them.
+      On in the Brax and continuous-control family defaults, off elsewhere.
+    - `normalize_reward`: scale rewards by the running standard deviation of a discounted return
+      (γ = `reward_norm_gamma`); episode-return metrics stay unscaled.
     """
 
     total_steps: int = 500_000
@@ -50,6 +55,9 @@ class TrainConfig:
     anneal_lr: bool = False
     agent: AgentConfig = AgentConfig()
     final_fraction: float = 0.1
+    normalize_obs: bool = False
+    normalize_reward: bool = False
+    reward_norm_gamma: float = 0.99
 
     def __post_init__(self):
         for name in ("total_steps", "num_envs", "rollout_len"):
@@ -64,6 +72,11 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.max_grad_norm must be positive or None, got {self.max_grad_norm!r}")
         if not 0 < self.final_fraction <= 1:
             raise ValueError(f"TrainConfig.final_fraction must be in (0, 1], got {self.final_fraction!r}")
+        for name in ("normalize_obs", "normalize_reward"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"TrainConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        if not 0 <= self.reward_norm_gamma <= 1:
+            raise ValueError(f"TrainConfig.reward_norm_gamma must be in [0, 1], got {self.reward_norm_gamma!r}")
         if self.total_steps < self.num_envs * self.rollout_len:
             raise ValueError(
                 f"TrainConfig.total_steps ({self.total_steps}) is less than one rollout "
@@ -118,7 +131,11 @@ def make_optimizer(config: TrainConfig, grad_steps_per_update: int = 1) -> optax
 
 
 class LearnerState(eqx.Module):
-    """Everything one inner-training run carries between updates."""
+    """Everything one inner-training run carries between updates.
+
+    The observation normaliser and reward scaler (when the config turns them on) live in the
+    environment carry, `env.obs_norm` / `env.reward_norm`, so they travel with the environments
+    through `collect` and are saved with the state; `obs_norm` is a shortcut."""
 
     agent: Agent
     opt_state: Any
@@ -126,6 +143,11 @@ class LearnerState(eqx.Module):
     env: EnvCarry
     key: PRNGKeyArray
     update: Array
+
+    @property
+    def obs_norm(self):
+        """The observation normaliser's `RunningMeanStd` (or `None`)."""
+        return self.env.obs_norm
 
 
 def _grad_steps(rule) -> int:
@@ -147,7 +169,15 @@ def init(rule, task, config: TrainConfig, *, key: PRNGKeyArray, env_params=None)
     )
     optimizer = make_optimizer(config, _grad_steps(rule))
     opt_state = optimizer.init(eqx.filter(agent, eqx.is_inexact_array))
-    carry = reset_envs(task.env, env_params, config.num_envs, key=k_env)
+    carry = reset_envs(
+        task.env,
+        env_params,
+        config.num_envs,
+        key=k_env,
+        normalize_obs=config.normalize_obs,
+        normalize_reward=config.normalize_reward,
+        reward_gamma=config.reward_norm_gamma,
+    )
     return LearnerState(agent, opt_state, env_params, carry, k_run, jnp.zeros((), jnp.int32))
 
 

@@ -22,8 +22,10 @@ Names
 Extension point
     Names with a registered *prefix* (``brax/<env>``) are handled by a
     :class:`TaskProvider` (see :func:`register_provider`). The ``brax/``
-    provider currently raises ``ValueError("Brax tasks are not available
-    yet ...")``; a later change replaces it with a real one.
+    provider (:mod:`tasks.brax_tasks`, family ``brax``) builds every brax
+    0.14 environment; options go in the name (``brax/hopper?backend=spring``)
+    or as keywords (``backend``, ``episode_length``, brax constructor
+    arguments). brax itself is imported only when a brax task is built.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from gymnax.environments.environment import Environment
 from .chain import CHAIN_CONFIGS, make_chain
 from .gridworld import GRIDWORLD_CONFIGS, make_gridworld
 from .random_gridworld import RANDOM_GRIDWORLD_CONFIGS, make_random_gridworld
+from .brax_tasks import BRAX_ENVS, brax_task_names, make_brax_task  # does not import brax itself
 
 __all__ = [
     "TASK_SETS",
@@ -188,14 +191,7 @@ def register_provider(provider: TaskProvider, *, overwrite: bool = False) -> Non
     _PROVIDERS[provider.prefix] = provider
 
 
-def _brax_unavailable(name: str, **kwargs: Any) -> Task:
-    raise ValueError(
-        f"Brax tasks are not available yet (asked for {name!r}); "
-        "`brax/<env>` names are reserved for a later release."
-    )
-
-
-register_provider(TaskProvider("brax/", _brax_unavailable, lambda: []))
+register_provider(TaskProvider("brax/", make_brax_task, brax_task_names))
 
 
 def _provider_for(name: str) -> TaskProvider | None:
@@ -248,6 +244,7 @@ TASK_SETS: dict[str, list[str]] = {
         "Seaquest-MinAtar",
     ],
 }
+TASK_SETS["brax"] = [f"brax/{e}" for e in BRAX_ENVS]
 TASK_SETS["lpg-all"] = TASK_SETS["lpg-tabular"] + TASK_SETS["lpg-random"] + TASK_SETS["lpg-chain"]
 
 

@@ -542,8 +542,8 @@ def test_registry_names_and_errors():
         tasks.make("gridworld/dens")
     with pytest.raises(ValueError, match="learned-rl tasks"):
         tasks.make("no-such-thing-at-all")
-    with pytest.raises(ValueError, match="Brax tasks are not available yet"):
-        tasks.make("brax/ant")
+    with pytest.raises(ValueError, match="Did you mean: brax/ant"):
+        tasks.make("brax/antt")
     with pytest.raises(ValueError, match="Did you mean: lpg-tabular"):
         tasks.resolve("lpg-tabularr")
     with pytest.raises(ValueError, match="Did you mean: CartPole-v1"):

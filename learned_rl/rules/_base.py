@@ -12,6 +12,9 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._agent import Agent
+from .._agent import categorical_log_prob_entropy as categorical_log_prob_entropy
+from .._agent import gaussian_log_prob_entropy as gaussian_log_prob_entropy
+from .._agent import log_prob_entropy as log_prob_entropy
 from .._rollout import Trajectory
 
 
@@ -67,12 +70,10 @@ class AbstractUpdateRule(eqx.Module):
         """The documented default `TrainConfig` of this rule for the task's family."""
 
 
-def categorical_log_prob_entropy(logits: Array, action: Array) -> tuple[Array, Array]:
-    """log π(a|s) and H(π(·|s)) from logits ``[..., A]`` and integer actions ``[...]``."""
-    logp_all = jax.nn.log_softmax(logits)
-    logp = jnp.take_along_axis(logp_all, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
-    entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
-    return logp, entropy
+# `log_prob_entropy(out, action)` (re-exported above from `learned_rl._agent`) dispatches on the
+# policy type of an `AgentOutput`: categorical logits or a diagonal Gaussian. Rules that should work
+# with both action kinds (A2C, PPO and its DPO/LPO drifts) use it; `categorical_log_prob_entropy`
+# stays for rules that are categorical by construction (LPG).
 
 
 def batched(agent: Agent, obs: Array):
