@@ -5,13 +5,14 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-RULE_NAMES = ("a2c", "ppo", "dpo", "lpg:PATH_OR_PRETRAINED")
+RULE_NAMES = ("a2c", "ppo", "dpo", "lpg:PATH_OR_PRETRAINED", "lpo:PATH_OR_PRETRAINED")
 
 
 def make_rule(name: str):
     """Build an update rule from its CLI name: ``a2c``, ``ppo``, ``dpo`` (PPO's objective with the
-    DPO drift) or ``lpg:PATH_OR_PRETRAINED``
-    (a `rule.eqx` file, or the name of a shipped rule such as ``lpg_tabular``).
+    DPO drift), ``lpg:PATH_OR_PRETRAINED`` or ``lpo:PATH_OR_PRETRAINED`` (a `rule.eqx` file, or
+    the name of a shipped rule such as ``lpg_tabular`` or ``lpo_gridworld_dense``; an LPO rule is
+    PPO with a learned drift).
 
     Raises `ValueError` with the close matches for an unknown name, and `CheckpointError` (a
     `ValueError`) for a missing or corrupt rule file.
@@ -30,22 +31,28 @@ def make_rule(name: str):
         from .rules import DPODrift
 
         return baselines.PPO(drift=DPODrift())
-    if low.startswith("lpg:"):
-        from . import pretrained
-        from ._rules_io import load_rule
-
-        ref = key[4:]
-        if not ref:
-            raise ValueError("lpg: needs a rule file or a pretrained name, e.g. lpg:lpg_tabular or lpg:runs/meta/rule.eqx")
-        if ref in pretrained.available():
-            return pretrained.load(ref)
-        p = Path(ref)
-        if not p.exists() and p.suffix != ".eqx" and "/" not in ref:
-            raise ValueError(
-                f"lpg:{ref}: no such file and no pretrained rule of that name "
-                f"(pretrained: {', '.join(pretrained.available()) or 'none'})"
-            )
-        return load_rule(p, kind="lpg")
-    close = difflib.get_close_matches(low, ["a2c", "ppo", "dpo", "lpg"], n=3)
+    for kind in ("lpg", "lpo"):
+        if low.startswith(kind + ":"):
+            return _load_learned(kind, key[len(kind) + 1 :])
+    close = difflib.get_close_matches(low, ["a2c", "ppo", "dpo", "lpg", "lpo"], n=3)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ValueError(f"Unknown rule {name!r}.{hint} Known rules: {', '.join(RULE_NAMES)}.")
+
+
+def _load_learned(kind: str, ref: str):
+    """A learned rule of `kind` from a shipped name or a file path."""
+    from . import pretrained
+    from ._rules_io import load_rule
+
+    example = {"lpg": "lpg:lpg_tabular", "lpo": "lpo:lpo_gridworld_dense"}[kind]
+    if not ref:
+        raise ValueError(f"{kind}: needs a rule file or a pretrained name, e.g. {example} or {kind}:runs/meta/rule.eqx")
+    if ref in pretrained.available():
+        return load_rule(pretrained.path(ref), kind=kind)
+    p = Path(ref)
+    if not p.exists() and p.suffix != ".eqx" and "/" not in ref:
+        raise ValueError(
+            f"{kind}:{ref}: no such file and no pretrained rule of that name "
+            f"(pretrained: {', '.join(pretrained.available()) or 'none'})"
+        )
+    return load_rule(p, kind=kind)

@@ -11,23 +11,47 @@ import equinox as eqx
 
 from ._checkpoint import CheckpointError, load, read_header, save
 
-RULE_KINDS = ("lpg",)
+RULE_KINDS = ("lpg", "lpo")
 
 
-def _rule_class(kind: str):
+def _builder(kind: str):
+    """`config -> rule` for a rule kind (random weights; the file's leaves replace them)."""
     if kind == "lpg":
         from .rules._lpg import LPG
 
-        return LPG
+        return LPG.from_config
+    if kind == "lpo":
+        from .rules._lpo import lpo_from_config
+
+        return lpo_from_config
     raise CheckpointError(f"unknown rule kind {kind!r} (known: {', '.join(RULE_KINDS)})")
 
 
+def rule_kind(rule) -> str | None:
+    """``"lpg"`` for an LPG rule, ``"lpo"`` for a PPO rule with a learned `LPODrift`, else None."""
+    from .rules._lpo import is_lpo
+
+    if getattr(rule, "name", None) == "lpg":
+        return "lpg"
+    if is_lpo(rule):
+        return "lpo"
+    return None
+
+
 def save_rule(path: str | os.PathLike, rule, *, metadata: dict[str, Any] | None = None) -> Path:
-    """Atomically save a learned rule with its config (and optional metadata) in the header."""
-    if rule.name not in RULE_KINDS:
+    """Atomically save a learned rule (LPG, or LPO: PPO with an `LPODrift`) with its config (and
+    optional metadata) in the header."""
+    kind = rule_kind(rule)
+    if kind is None:
         raise TypeError(f"save_rule: {type(rule).__name__} is not a learned rule kind ({', '.join(RULE_KINDS)})")
-    config = {"rule": rule.config(), "metadata": metadata or {}}
-    return save(path, rule, kind=rule.name, config=config)
+    if kind == "lpo":
+        from .rules._lpo import lpo_config
+
+        rule_config = lpo_config(rule)
+    else:
+        rule_config = rule.config()
+    config = {"rule": rule_config, "metadata": metadata or {}}
+    return save(path, rule, kind=kind, config=config)
 
 
 def load_rule(path: str | os.PathLike, *, kind: str | None = None):
@@ -36,7 +60,8 @@ def load_rule(path: str | os.PathLike, *, kind: str | None = None):
     **Arguments:**
 
     - `path`: the `.eqx` file.
-    - `kind`: if given, the rule kind expected (``"lpg"``); another kind raises `CheckpointError`.
+    - `kind`: if given, the rule kind expected (``"lpg"`` or ``"lpo"``); another kind raises
+      `CheckpointError`.
 
     Raises `CheckpointError` (a `ValueError`) naming the file for a missing, truncated, corrupt or
     mismatched file.
@@ -47,8 +72,8 @@ def load_rule(path: str | os.PathLike, *, kind: str | None = None):
         raise CheckpointError(f"{path}: holds a {found!r} rule, expected {kind!r}")
     if found not in RULE_KINDS:
         raise CheckpointError(f"{path}: holds a {found!r}, not a learned rule")
-    cls = _rule_class(found)
-    _, rule = load(path, lambda cfg: eqx.filter_eval_shape(lambda: cls.from_config(cfg["rule"])), kind=found)
+    build = _builder(found)
+    _, rule = load(path, lambda cfg: eqx.filter_eval_shape(lambda: build(cfg["rule"])), kind=found)
     return rule
 
 

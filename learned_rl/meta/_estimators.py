@@ -26,6 +26,7 @@ from .._returns import gae, normalize
 from .._rollout import collect
 from ..rules._base import apply_gradients, batched, batched_value, categorical_log_prob_entropy
 from ._bandit import BanditState, bandit_init, bandit_probs, bandit_sample, bandit_update
+from ._sharding import constrain_population
 
 
 class AbstractMetaEstimator(eqx.Module):
@@ -49,16 +50,41 @@ class AbstractMetaEstimator(eqx.Module):
         """Raise `ValueError` for a rule or task set this estimator cannot handle (before any
         compilation)."""
 
+    def population_size(self) -> int | None:
+        """The length of the estimator's population axis (independent inner problems: lifetimes,
+        ES members) that `MetaTrainConfig(devices=...)` splits across devices; None if it has none.
+        `meta_train` checks it is divisible by the number of devices (see `_sharding.py`)."""
+        return None
+
+    def population_axes(self, state) -> Any:
+        """Which parts of `state` carry the population as their leading axis, as a pytree prefix of
+        booleans (e.g. ``MyState(lifetimes=True, counters=False)``). Those leaves are stored split
+        across devices; the default, False, keeps the whole state replicated. Arrays created inside
+        `estimate` are split with `_sharding.constrain_population`."""
+        return False
+
+
+# optax >= 0.2 builds `InjectStatefulHyperparamsState` (not a subclass of `InjectHyperparamsState`)
+_INJECT_STATES = tuple(
+    c for c in (getattr(optax, "InjectHyperparamsState", None), getattr(optax, "InjectStatefulHyperparamsState", None)) if c is not None
+)
+
 
 def with_learning_rate(opt_state, learning_rate):
-    """Return `opt_state` with the injected learning rate replaced (see `make_optimizer`)."""
+    """Return `opt_state` with the injected learning rate replaced (see `make_optimizer`).
+    Raises `TypeError` if `opt_state` has no injected learning rate (it would be a silent no-op)."""
+    found = []
 
     def fix(s):
-        if isinstance(s, optax.InjectHyperparamsState):
+        if isinstance(s, _INJECT_STATES) and "learning_rate" in s.hyperparams:
+            found.append(s)
             return s._replace(hyperparams={**s.hyperparams, "learning_rate": jnp.asarray(learning_rate, jnp.float32)})
         return s
 
-    return jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, optax.InjectHyperparamsState))
+    out = jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, _INJECT_STATES))
+    if not found:
+        raise TypeError("with_learning_rate: the optimiser state has no injected learning rate (see make_optimizer)")
+    return out
 
 
 class Lifetime(eqx.Module):
@@ -99,6 +125,15 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
     shapes); each restarts with a new level from its task distribution and a new bandit arm
     (learning rate × α_y) when its `lifetime_updates` are done. Each lifetime's first length is
     drawn uniformly from [K, lifetime_updates], so the population is staggered.
+
+    Divergence: a lifetime whose meta-loss, meta-gradient, agent or meta-critic becomes non-finite
+    during a step is left out of that step's meta-gradient (each lifetime's gradient is computed
+    separately and the mean is taken over the finite ones), reported to its bandit as ended, and
+    restarted as a fresh lifetime; ``agent_resets`` counts these events. Only a step with no finite
+    lifetime at all returns a NaN gradient (which `meta_train` then skips).
+
+    Sharding: the lifetimes of each task are the population axis (`population_size` =
+    `lifetimes_per_task`), split across devices by `MetaTrainConfig(devices=...)`.
     """
 
     inner_steps: int = eqx.field(static=True, default=5)
@@ -133,6 +168,12 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
             )
         if not self.learning_rates or not self.alpha_ys or min(self.learning_rates) <= 0 or min(self.alpha_ys) < 0:
             raise ValueError("TruncatedMetaGradient: learning_rates must be positive and alpha_ys non-negative")
+
+    def population_size(self) -> int:
+        return self.lifetimes_per_task
+
+    def population_axes(self, state) -> "TMGState":
+        return TMGState(True, False)  # every lifetime leaf has the lifetime axis; bandits do not
 
     # ------------------------------------------------------------------ configuration per task
 
@@ -279,46 +320,76 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
 
     def estimate(self, meta_params, rule_static, state: TMGState, *, key):
         keys = jax.random.split(key, 2 * len(self.tasks))
-
-        def total_loss(mp):
-            losses, outs = [], []
-            for i, task in enumerate(self.tasks):
-                ks = jax.random.split(keys[2 * i], self.lifetimes_per_task)
-                l, out = jax.vmap(lambda lt, k: self._lifetime_loss(mp, rule_static, task, lt, k))(state.groups[i], ks)
-                losses.append(jnp.mean(l))
-                outs.append(out)
-            return jnp.mean(jnp.stack(losses)), outs
-
-        (loss, outs), grads = eqx.filter_value_and_grad(total_loss, has_aux=True)(meta_params)
-
+        N = self.lifetimes_per_task
         rule = eqx.combine(meta_params, rule_static)
+
+        def masked_mean(x, ok, n):
+            ok = ok.reshape(ok.shape + (1,) * (x.ndim - 1))
+            return jnp.sum(jnp.where(ok, x, 0), axis=0) / jnp.maximum(n, 1).astype(x.dtype)
+
         groups, bandits, metrics = [], [], {}
+        task_losses, task_grads, task_ok = [], [], []
         for i, task in enumerate(self.tasks):
-            lts, aux = outs[i]
+            old = constrain_population(state.groups[i])
+            ks = constrain_population(jax.random.split(keys[2 * i], N))
+
+            def one(mp, lt, k, task=task):
+                return self._lifetime_loss(mp, rule_static, task, lt, k)
+
+            # one gradient per lifetime, so a diverged lifetime can be left out of the mean
+            (l, (lts, aux)), g = jax.vmap(
+                lambda lt, k: eqx.filter_value_and_grad(one, has_aux=True)(meta_params, lt, k)
+            )(old, ks)
+            healthy = jnp.isfinite(l) & _all_finite_rows(g, N) & _all_finite_rows((lts.learner.agent, lts.learner.opt_state, lts.critic, lts.critic_opt), N)
+            n_ok = jnp.sum(healthy)
+            task_losses.append(masked_mean(l, healthy, n_ok))
+            task_grads.append(jax.tree.map(lambda x: masked_mean(x, healthy, n_ok), g))
+            task_ok.append(n_ok > 0)
+
             ended = lts.age >= lts.length
-            final = jnp.where(lts.late_return_count > 0, lts.late_return_sum / jnp.maximum(lts.late_return_count, 1.0), lts.return_ema)
+            reset = ended | ~healthy
+
+            def final_return(x: Lifetime):
+                return jnp.where(x.late_return_count > 0, x.late_return_sum / jnp.maximum(x.late_return_count, 1.0), x.return_ema)
+
+            # a diverged lifetime reports its last finite estimate (from before this step)
+            final = jnp.where(healthy, final_return(lts), final_return(old))
             bandit = state.bandits[i]
 
             def push(b, x):
                 arm, f, e = x
                 return bandit_update(b, arm, f, e), None
 
-            bandit, _ = jax.lax.scan(push, bandit, (lts.arm, final, ended))
-            k_new = jax.random.split(keys[2 * i + 1], self.lifetimes_per_task)
+            bandit, _ = jax.lax.scan(push, bandit, (old.arm, final, reset & jnp.isfinite(final)))
+            k_new = constrain_population(jax.random.split(keys[2 * i + 1], N))
             fresh = jax.vmap(lambda k: self._new_lifetime(rule, task, bandit, self.lifetime_updates, key=k))(k_new)
             lts = jax.tree.map(
-                lambda f, o: jnp.where(ended.reshape((-1,) + (1,) * (o.ndim - 1)), f, o), fresh, lts
+                lambda f, o: jnp.where(reset.reshape((-1,) + (1,) * (o.ndim - 1)), f, o), fresh, lts
             )
-            groups.append(lts)
+            groups.append(constrain_population(lts))
             bandits.append(bandit)
             name = task.name
             for k, v in aux.items():
-                metrics[f"{k}/{name}"] = jnp.mean(v)
-            metrics[f"final_return_sum/{name}"] = jnp.sum(jnp.where(ended, final, 0.0))
-            metrics[f"lifetimes_ended/{name}"] = jnp.sum(ended)
+                metrics[f"{k}/{name}"] = masked_mean(v, healthy, n_ok)
+            metrics[f"final_return_sum/{name}"] = jnp.sum(jnp.where(ended & healthy, final, 0.0))
+            metrics[f"lifetimes_ended/{name}"] = jnp.sum(ended & healthy)
+            metrics[f"agent_resets/{name}"] = jnp.sum(~healthy)
             metrics[f"arm_probs/{name}"] = bandit_probs(bandit, self.bandit_temperature, self.bandit_bonus)
+
+        ok = jnp.stack(task_ok)
+        n_tasks = jnp.sum(ok)
+        scale = jnp.where(n_tasks > 0, 1.0 / jnp.maximum(n_tasks, 1), jnp.nan)  # no finite lifetime: NaN, skipped
+        loss = jnp.sum(jnp.where(ok, jnp.stack(task_losses), 0.0)) * scale
+        grads = jax.tree.map(lambda *gs: sum(jnp.where(o, x, 0) for o, x in zip(task_ok, gs)) * scale.astype(gs[0].dtype), *task_grads)
         metrics["critic_loss"] = jnp.mean(jnp.stack([metrics[f"critic_loss/{t.name}"] for t in self.tasks]))
+        metrics["agent_resets"] = sum(metrics[f"agent_resets/{t.name}"] for t in self.tasks)
         return loss, grads, TMGState(tuple(groups), tuple(bandits)), metrics
 
     def env_steps_per_estimate(self) -> int:
         return len(self.tasks) * self.lifetimes_per_task * (self.inner_steps + 1) * self.num_envs * self.rollout_len
+
+
+def _all_finite_rows(tree, n: int) -> Array:
+    """[n] booleans: whether every inexact-array leaf of `tree` is finite in row i of its leading axis."""
+    rows = [jnp.all(jnp.isfinite(x.reshape(n, -1)), axis=1) for x in jax.tree.leaves(tree) if eqx.is_inexact_array(x) and x.ndim >= 1 and x.shape[0] == n]
+    return jnp.all(jnp.stack(rows), axis=0) if rows else jnp.ones((n,), bool)

@@ -21,6 +21,7 @@ import optax
 from jaxtyping import Array, PRNGKeyArray
 
 from ._estimators import AbstractMetaEstimator
+from ._sharding import check_divisible, constrain, parse_devices, place, population_mesh, use_mesh
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +34,21 @@ class MetaTrainConfig:
     - `meta_lr`: Adam learning rate.
     - `max_grad_norm`: global-norm clipping of the meta-gradient.
     - `adam_eps`: Adam's ε.
+    - `lr_decay`: multiply the learning rate by this every step (1.0: constant, the default);
+      `lr_min`: never below this (used by evolution strategies).
+    - `devices`: where the estimator's population (LPG lifetimes, ES members) runs: ``None`` (the
+      default device), ``N`` (the first N of `jax.devices()`) or ``"all"`` (every device, on every
+      host after `jax.distributed.initialize()`). The population is split along its leading axis
+      with a `jax.sharding.Mesh`; it must be divisible by the number of devices (see `_sharding.py`).
     """
 
     steps: int = 1000
     meta_lr: float = 1e-4
     max_grad_norm: float = 1.0
     adam_eps: float = 1e-8
+    lr_decay: float = 1.0
+    lr_min: float = 0.0
+    devices: int | str | None = None
 
     def __post_init__(self):
         if not isinstance(self.steps, (int, np.integer)) or isinstance(self.steps, bool) or self.steps <= 0:
@@ -47,6 +57,14 @@ class MetaTrainConfig:
             raise ValueError(f"MetaTrainConfig.meta_lr must be positive, got {self.meta_lr!r}")
         if not self.max_grad_norm > 0:
             raise ValueError(f"MetaTrainConfig.max_grad_norm must be positive, got {self.max_grad_norm!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"MetaTrainConfig.lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        if not 0 <= self.lr_min <= self.meta_lr:
+            raise ValueError(f"MetaTrainConfig.lr_min must be in [0, meta_lr], got {self.lr_min!r}")
+        try:
+            object.__setattr__(self, "devices", parse_devices(self.devices))
+        except ValueError as e:
+            raise ValueError(f"MetaTrainConfig.{e}") from None
 
 
 class MetaState(eqx.Module):
@@ -62,27 +80,37 @@ class MetaState(eqx.Module):
 
 
 def meta_optimizer(config: MetaTrainConfig) -> optax.GradientTransformation:
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.meta_lr, eps=config.adam_eps))
+    lr = config.meta_lr
+    if config.lr_decay != 1.0:  # a schedule only when asked: a constant rate keeps the state layout
+        lr = optax.exponential_decay(config.meta_lr, 1, config.lr_decay, end_value=config.lr_min or None)
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=config.adam_eps))
 
 
 def meta_init(rule, tasks: list, estimator: AbstractMetaEstimator, config: MetaTrainConfig, *, key: PRNGKeyArray) -> MetaState:
     """The initial `MetaState`."""
     estimator.validate(rule, tasks)
     k_est, k_run = jax.random.split(key)
-    est_state = estimator.init(rule, tasks, key=k_est)
+    # one compiled program instead of hundreds of eagerly dispatched (and compiled) small ops
+    est_state = eqx.filter_jit(lambda r, k: estimator.init(r, tasks, key=k))(rule, k_est)
     opt_state = meta_optimizer(config).init(eqx.filter(rule, eqx.is_inexact_array))
     return MetaState(rule, opt_state, est_state, k_run, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 
 def make_meta_step(estimator: AbstractMetaEstimator, config: MetaTrainConfig) -> Callable:
-    """A compiled function `MetaState -> (MetaState, metrics)` doing one meta-step."""
+    """A compiled function `MetaState -> (MetaState, metrics)` doing one meta-step.
+
+    With `config.devices` naming several devices, the estimator's population axis is split across
+    them (inputs placed by `meta_train`; outputs constrained to the same layout, so every step
+    reuses one compiled program)."""
     opt = meta_optimizer(config)
+    mesh = population_mesh(config.devices)
 
     @eqx.filter_jit
     def step(state: MetaState):
         params, static = eqx.partition(state.rule, eqx.is_inexact_array)
         key = jax.random.fold_in(state.key, state.step)
-        loss, grads, est_state, metrics = estimator.estimate(params, static, state.estimator_state, key=key)
+        with use_mesh(mesh):
+            loss, grads, est_state, metrics = estimator.estimate(params, static, state.estimator_state, key=key)
         updates, opt_state = opt.update(grads, state.opt_state, params)
         new_params = eqx.apply_updates(params, updates)
         finite = jnp.isfinite(loss) & jnp.all(
@@ -100,9 +128,16 @@ def make_meta_step(estimator: AbstractMetaEstimator, config: MetaTrainConfig) ->
             "grad_norm": optax.global_norm(grads),
             "skipped": (~finite).astype(jnp.int32),
         }
-        return MetaState(rule, opt_state, est_state, state.key, state.step + 1, state.skipped + (~finite)), metrics
+        new = MetaState(rule, opt_state, est_state, state.key, state.step + 1, state.skipped + (~finite))
+        return constrain(new, state_layout(estimator, new), mesh), metrics
 
     return step
+
+
+def state_layout(estimator: AbstractMetaEstimator, state: MetaState) -> MetaState:
+    """Which parts of a `MetaState` are split across devices (a prefix of booleans): the
+    estimator's population leaves; the rule, optimiser state, key and counters are replicated."""
+    return MetaState(False, False, estimator.population_axes(state.estimator_state), False, False, False)
 
 
 def meta_train(
@@ -133,8 +168,11 @@ def meta_train(
         raise ValueError("meta_train needs at least one task")
     if hasattr(estimator, "bind") and not getattr(estimator, "tasks", None):
         estimator = estimator.bind(tasks)
+    mesh = population_mesh(config.devices)  # ValueError: more devices than the machine has
+    check_divisible(estimator.population_size(), mesh, f"{type(estimator).__name__} population")
     if state is None:
         state = meta_init(rule, tasks, estimator, config, key=key)
+    state = place(state, state_layout(estimator, state), mesh)
     step = make_meta_step(estimator, config)
     history: list[dict[str, Any]] = []
     while int(state.step) < config.steps:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -44,9 +45,38 @@ def get_preset(name: str, **overrides) -> dict[str, Any]:
     p = dict(PRESETS[name])
     unknown = set(overrides) - set(p)
     if unknown:
-        raise ValueError(f"unknown preset fields {sorted(unknown)}")
-    p.update({k: v for k, v in overrides.items() if v is not None})
+        raise ValueError(f"unknown preset fields {sorted(unknown)} (fields: {', '.join(p)})")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    for k, v in overrides.items():
+        _check_field(k, v, p[k])
+    p.update(overrides)
+    if p["inner_steps"] > p["lifetime_updates"]:
+        raise ValueError(f"K (inner_steps={p['inner_steps']}) is longer than a lifetime (lifetime_updates={p['lifetime_updates']})")
     return p
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_field(name: str, value, default) -> None:
+    """Overrides must have the default's kind: sizes are positive integers, rates positive finite
+    numbers (γ in (0, 1]), `cell` lstm or gru, tuples non-empty lists of non-negative numbers."""
+    bad = f"preset field {name!r}"
+    if isinstance(default, int):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{bad} must be a positive integer, got {value!r}")
+    elif isinstance(default, float):
+        if not _is_real(value) or value <= 0 or (name == "gamma" and value > 1):
+            raise ValueError(f"{bad} must be a positive number{' at most 1' if name == 'gamma' else ''}, got {value!r}")
+    elif name == "cell":
+        if value not in ("lstm", "gru"):
+            raise ValueError(f"{bad} must be 'lstm' or 'gru', got {value!r}")
+    elif isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or not value or not all(_is_real(x) and x >= 0 for x in value):
+            raise ValueError(f"{bad} must be a non-empty list of non-negative numbers, got {value!r}")
+        if name == "betas" and len(value) != len(default):
+            raise ValueError(f"{bad} must have {len(default)} entries, got {len(value)}")
 
 
 def build(preset: dict[str, Any], tasks: list, *, key):

@@ -1,4 +1,9 @@
-"""`learned-rl meta-train lpg`: a meta-training run directory with checkpoints, metrics and plots.
+"""`learned-rl meta-train lpg|lpo`: a meta-training run directory with checkpoints, metrics and plots.
+
+One runner for every rule kind: `lpg` (truncated meta-gradients, `_presets.py`) and `lpo` (a PPO
+drift meta-trained by evolution strategies, `_es.py`). The kinds differ only in how the rule,
+estimator and meta-config are built, which metrics go into a CSV row and the plot, and how the
+final rule is finished (`_KINDS`).
 
 Files in the run directory:
 
@@ -6,7 +11,8 @@ Files in the run directory:
   atomically every `checkpoint_every` seconds (at a logging boundary) and at the end;
 - `rule.eqx`: the learned rule (loadable with `learned_rl.load_rule`), written at the end;
 - `metrics.csv`: one row per `log_every` meta-steps;
-- `curves.png`: meta-objective, lifetime returns per task, bandit arm probabilities.
+- `curves.png`: lpg: meta-objective, lifetime returns per task, bandit arm probabilities; lpo: fitness
+  (mean, max, min over the population and the unperturbed mean rule), σ and the ES gradient norm.
 
 `resume=True` continues from `checkpoint.eqx`. Meta-step i always uses ``fold_in(key, i)``, so a
 resumed run writes the same rule and metrics as an uninterrupted one.
@@ -15,6 +21,7 @@ resumed run writes the same rule and metrics as an uninterrupted one.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -29,8 +36,9 @@ from .._experiment import write_json
 from .._rules_io import save_rule
 from ._meta_train import meta_init, meta_train
 from ._presets import build, get_preset
+from ._sharding import check_divisible, host_copy, is_writer, population_mesh
 
-STATE_KIND = "lpg-meta-state"
+STATE_KIND = "lpg-meta-state"  # the lpg kind's checkpoint kind; lpo uses "lpo-meta-state"
 
 
 def _jsonable(x):
@@ -49,6 +57,7 @@ def _rows(history: list[tuple[int, dict]], est, start_step: int) -> dict[str, An
     for k in ("meta_loss", "critic_loss", "grad_norm"):
         row[k] = float(np.mean([m[k] for m in ms]))
     row["skipped"] = int(np.sum([m["skipped"] for m in ms]))
+    row["agent_resets"] = int(np.sum([m["agent_resets"] for m in ms]))  # diverged lifetimes restarted
     for t in est.tasks:
         n = t.name
         row[f"lifetime_return/{n}"] = float(np.mean([m[f"lifetime_return/{n}"] for m in ms]))
@@ -104,7 +113,7 @@ def _read_rows(path: Path, upto_step: int) -> list[dict[str, Any]]:
         return []
     with open(path) as f:
         rows = [
-            {k: (float(v) if k not in ("step", "env_steps", "skipped") else int(float(v))) for k, v in r.items()}
+            {k: (float(v) if k not in ("step", "env_steps", "skipped", "agent_resets", "nan_members") else int(float(v))) for k, v in r.items()}
             for r in csv.DictReader(f)
         ]
     return [r for r in rows if r["step"] <= upto_step]
@@ -131,6 +140,84 @@ def preferred_arm(state, est) -> tuple[float, float]:
     return est.arms[int(np.argmax(probs))]
 
 
+def _es_rows(history: list[tuple[int, dict]], est, start_step: int) -> dict[str, Any]:
+    """One CSV row (means over the logging window) of an evolution-strategies run."""
+    step = history[-1][0]
+    ms = [m for _, m in history]
+    row: dict[str, Any] = {"step": step, "env_steps": step * est.env_steps_per_estimate()}
+    row["skipped"] = int(np.sum([m["skipped"] for m in ms]))
+    keys = ["meta_loss", "grad_norm", "fitness_mean", "fitness_max", "fitness_min", "fitness_std", "sigma", "param_norm"]
+    keys += [k for k in ("center_fitness",) if k in ms[-1]]
+    keys += sorted(k for k in ms[-1] if "/" in k)
+    for k in keys:
+        row[k] = float(np.mean([m[k] for m in ms]))
+    row["nan_members"] = int(np.sum([m["nan_members"] for m in ms]))
+    return row
+
+
+def _es_plot(path: Path, rows: list[dict[str, Any]], est) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        return
+    g = np.array([r["step"] for r in rows])
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    ax = axes[0]
+    ax.fill_between(g, [r["fitness_min"] for r in rows], [r["fitness_max"] for r in rows], alpha=0.2, label="population min–max")
+    ax.plot(g, [r["fitness_mean"] for r in rows], label="population mean")
+    if "center_fitness" in rows[0]:
+        ax.plot(g, [r["center_fitness"] for r in rows], label="mean rule (unperturbed)")
+    ax.set_title("fitness: final return of an inner run" + (f" ({est.tasks[0].name})" if len(est.tasks) == 1 else ""))
+    ax.legend(fontsize=8)
+    axes[1].plot(g, [r["sigma"] for r in rows])
+    axes[1].set_title("σ")
+    axes[2].plot(g, [r["grad_norm"] for r in rows], label="ES gradient norm")
+    axes[2].plot(g, [r["param_norm"] for r in rows], label="meta-parameter norm")
+    axes[2].set_yscale("log")
+    axes[2].legend(fontsize=8)
+    for a in axes:
+        a.set_xlabel("generation")
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _lpg_finish(rule, state, est):
+    lr, alpha = preferred_arm(state, est)
+    rule = eqx.tree_at(lambda r: (r.learning_rate, r.alpha_y), rule, (float(lr), float(alpha)))
+    return rule, {"preferred_arm": {"learning_rate": lr, "alpha_y": alpha}}
+
+
+def _lpo_finish(rule, state, est):
+    return rule, {"population": est.population, "inner_steps": est.configs[0].num_updates * est.configs[0].steps_per_update, "generations": int(state.step)}
+
+
+def _lpo_build(preset: str, steps, overrides, task_objs, key):
+    from ._es import build_lpo, get_lpo_preset
+
+    p = get_lpo_preset(preset, steps=steps, **(overrides or {}))
+    rule, est, cfg = build_lpo(p, task_objs, key=key)
+    return p, rule, est, cfg
+
+
+def _lpg_build(preset: str, steps, overrides, task_objs, key):
+    p = get_preset(preset, steps=steps, **(overrides or {}))
+    rule, est, cfg = build(p, task_objs, key=key)
+    est.validate(rule, task_objs)
+    return p, rule, est, cfg
+
+
+# kind -> (build, row, plot, finish, progress postfix key, checkpoint kind)
+_KINDS = {
+    "lpg": (_lpg_build, _rows, _plot, _lpg_finish, "meta_loss", STATE_KIND),
+    "lpo": (_lpo_build, _es_rows, _es_plot, _lpo_finish, "fitness_mean", "lpo-meta-state"),
+}
+
+
 def run_meta_train(
     kind: str,
     tasks_spec: str,
@@ -144,27 +231,34 @@ def run_meta_train(
     log_every: int = 10,
     checkpoint_every: float = 180.0,
     preset_overrides: dict[str, Any] | None = None,
+    devices: int | str | None = None,
 ) -> dict[str, Any]:
-    """Meta-train an LPG rule and write the run directory (see the module docstring).
+    """Meta-train a learned rule (`kind` ``"lpg"`` or ``"lpo"``) and write the run directory (see
+    the module docstring). For lpo, `steps` counts ES generations and `preset_overrides` may set
+    the ES fields (``population``, ``inner_steps``, ``sigma``, ...). `devices` (``None``, ``N`` or
+    ``"all"``) splits the estimator's population across devices (`MetaTrainConfig.devices`); it is
+    not part of the run's config, so a run may be resumed on a different number of devices.
 
     Everything is validated before any compilation or file write; bad input raises `ValueError`.
     """
     import tasks as task_registry
 
-    if kind != "lpg":
-        raise ValueError(f"meta-train: unknown rule kind {kind!r} (available: lpg)")
+    if kind not in _KINDS:
+        raise ValueError(f"meta-train: unknown rule kind {kind!r} (available: {', '.join(_KINDS)})")
+    build_fn, row_fn, plot_fn, finish_fn, postfix_key, state_kind = _KINDS[kind]
     if log_every <= 0:
         raise ValueError("log_every must be positive")
+    mesh = population_mesh(devices)  # a bad or unavailable device count fails before anything runs
     names = task_registry.resolve(tasks_spec)
     task_objs = [task_registry.make(n) for n in names]
-    p = get_preset(preset, steps=steps, **(preset_overrides or {}))
     out = Path(out)
     ckpt = out / "checkpoint.eqx"
-    run_config = _jsonable({"kind": kind, "tasks": names, "preset_name": preset, "preset": p, "seed": seed, "log_every": log_every})
     key = jax.random.PRNGKey(seed)
     k_rule, k_meta = jax.random.split(key)
-    rule, est, cfg = build(p, task_objs, key=k_rule)
-    est.validate(rule, task_objs)
+    p, rule, est, cfg = build_fn(preset, steps, preset_overrides, task_objs, k_rule)
+    run_config = _jsonable({"kind": kind, "tasks": names, "preset_name": preset, "preset": p, "seed": seed, "log_every": log_every})
+    cfg = dataclasses.replace(cfg, devices=devices)
+    check_divisible(est.population_size(), mesh, f"{kind} population ({type(est).__name__})")
 
     state = None
     rows: list[dict[str, Any]] = []
@@ -181,7 +275,7 @@ def run_meta_train(
         if mismatch:
             raise CheckpointError(f"{ckpt}: saved with a different config ({', '.join(sorted(mismatch))} differ)")
         like = eqx.filter_eval_shape(meta_init, rule, task_objs, est, cfg, key=k_meta)
-        _, state = load(ckpt, lambda c: like, kind=STATE_KIND)
+        _, state = load(ckpt, lambda c: like, kind=state_kind)
         rows = _read_rows(out / "metrics.csv", int(state.step))
     elif ckpt.exists():
         raise ValueError(f"{ckpt} exists: pass --resume to continue it, or choose another --out")
@@ -195,11 +289,15 @@ def run_meta_train(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=int(state.step) if state is not None else 0, desc=f"meta-train lpg on {tasks_spec}", unit="step")
+        bar = tqdm(total=cfg.steps, initial=int(state.step) if state is not None else 0, desc=f"meta-train {kind} on {tasks_spec}", unit="step")
 
     def checkpoint(s):
-        save(ckpt, s, kind=STATE_KIND, config=run_config)
-        _write_rows(out / "metrics.csv", rows)
+        s = host_copy(s)  # several hosts: gather the sharded population (every process calls this)
+        if is_writer():
+            # rows first: a kill between the two leaves rows past the checkpoint, which a resume
+            # drops (it keeps rows up to the checkpoint's step); the other order would lose rows
+            _write_rows(out / "metrics.csv", rows)
+            save(ckpt, s, kind=state_kind, config=run_config)
         last_ckpt[0] = time.time()
 
     def callback(s, m):
@@ -207,9 +305,9 @@ def run_meta_train(
         window.append((step, m))
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(meta_loss=f"{float(m['meta_loss']):.3f}")
+            bar.set_postfix({postfix_key: f"{float(m[postfix_key]):.3f}"})
         if step % log_every == 0 or step == cfg.steps:
-            rows.append(_rows(window, est, step))
+            rows.append(row_fn(window, est, step))
             window.clear()
             if step % log_every == 0 and (time.time() - last_ckpt[0] >= checkpoint_every or step == cfg.steps):
                 checkpoint(s)
@@ -218,8 +316,7 @@ def run_meta_train(
     if bar is not None:
         bar.close()
     checkpoint(state)
-    lr, alpha = preferred_arm(state, est)
-    rule = eqx.tree_at(lambda r: (r.learning_rate, r.alpha_y), rule, (float(lr), float(alpha)))
+    rule, extra = finish_fn(rule, state, est)
     meta = {
         "tasks": names,
         "preset": preset,
@@ -227,10 +324,14 @@ def run_meta_train(
         "seed": seed,
         "skipped_steps": int(state.skipped),
         "env_steps": int(state.step) * est.env_steps_per_estimate(),
-        "wall_time_s_this_session": round(time.time() - start, 1),
-        "preferred_arm": {"learning_rate": lr, "alpha_y": alpha},
+        **extra,
     }
-    save_rule(out / "rule.eqx", rule, metadata=meta)
-    _write_rows(out / "metrics.csv", rows)
-    _plot(out / "curves.png", rows, est)
+    if rows and "agent_resets" in rows[0]:
+        meta["agent_resets"] = int(sum(r["agent_resets"] for r in rows))
+    if is_writer():
+        # the wall time stays out of the file, so the same seed and config give identical bytes
+        save_rule(out / "rule.eqx", rule, metadata=meta)
+        _write_rows(out / "metrics.csv", rows)
+        plot_fn(out / "curves.png", rows, est)
+    meta["wall_time_s_this_session"] = round(time.time() - start, 1)
     return meta

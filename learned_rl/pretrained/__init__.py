@@ -1,7 +1,9 @@
 """Learned rules shipped with the package.
 
-`load("lpg_tabular")` returns the LPG rule meta-trained on `lpg-tabular` (see the README for the
-command that produced it, its cost and its results).
+`load("lpg_tabular")` returns the LPG rule meta-trained on `lpg-tabular`; `load("lpo_<task>")`
+(e.g. ``lpo_gridworld_dense``) returns an LPO rule: PPO with a drift meta-trained by evolution
+strategies on that task (the task name with ``/`` and ``-`` replaced by ``_``). See the README for
+the commands that produced them, their cost and their results.
 """
 
 from __future__ import annotations

@@ -1,0 +1,83 @@
+"""Quality of a meta-trained LPO drift: train fresh PPO agents with the learned drift (LPO), with
+PPO's clip drift and with DPO's drift, on the meta-training task and on other tasks, with seeds
+that meta-training never used, and print a markdown table of final returns (mean ± standard
+error over seeds) plus the paired difference LPO − PPO (same seeds, so the same levels and
+initialisations for every rule).
+
+Run: `.venv/bin/python benchmarks/lpo_meta.py [--rule lpo_gridworld_dense] [--seeds 5] [--seed 1000]
+      [--runs gridworld/dense:100000,CartPole-v1:100000,...]`
+
+Tabular tasks run their seeds as one vmapped program. Other tasks run seed by seed (one compiled
+program per rule, called once per seed): vmapped CartPole training can stall on jax 0.10.2 CPU
+(see the README's known problem). Every rule uses PPO's per-family default config with the budget
+replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import time
+
+import equinox as eqx
+import jax
+import numpy as np
+
+import tasks
+from baselines import PPO
+from learned_rl import train
+from learned_rl._experiment import seed_keys
+from learned_rl._learner import final_return
+from learned_rl._registry import make_rule
+from learned_rl.rules import DPODrift
+
+DEFAULT_RUNS = "gridworld/dense:100000,gridworld/dense:1000000,CartPole-v1:100000,Acrobot-v1:100000"
+
+
+def finals(rule, task, config, keys, vmapped: bool) -> np.ndarray:
+    def one(r, k):
+        m = train(r, task, config, key=k)[1]
+        return {"return_sum": m["return_sum"], "episodes": m["episodes"]}
+
+    if vmapped:
+        m = jax.device_get(eqx.filter_jit(jax.vmap(one, in_axes=(None, 0)))(rule, keys))
+        return final_return(m, config.final_fraction)
+    f = eqx.filter_jit(one)
+    return np.array([final_return(jax.device_get(f(rule, k)), config.final_fraction) for k in keys])
+
+
+def mean_se(x):
+    x = np.asarray(x, np.float64)
+    return float(np.mean(x)), float(np.std(x, ddof=1) / math.sqrt(len(x))) if len(x) > 1 else 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rule", default="lpo_gridworld_dense", help="a pretrained LPO name or a rule.eqx path")
+    ap.add_argument("--runs", default=DEFAULT_RUNS, help="comma-separated TASK:ENV_STEPS")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=1000, help="base seed (meta-training used PRNGKey(0)'s stream)")
+    args = ap.parse_args()
+    rules = {"PPO (clip)": PPO(), "DPO": PPO(drift=DPODrift()), "LPO (learned)": make_rule(f"lpo:{args.rule}")}
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}")
+    print(f"rule: {args.rule}; {args.seeds} seeds (base seed {args.seed}); final return = mean return of episodes ending in the last 10% of updates\n")
+    print("| task | env steps | PPO (clip) | DPO | LPO (learned) | LPO − PPO (paired) | wall time |")
+    print("|---|---|---|---|---|---|---|")
+    keys = seed_keys(args.seed, args.seeds)
+    for spec in args.runs.split(","):
+        name, steps = spec.rsplit(":", 1)
+        task = tasks.make(name)
+        t0 = time.time()
+        res = {}
+        for label, rule in rules.items():
+            config = rule.default_config(task).replace(total_steps=int(steps))
+            res[label] = finals(rule, task, config, keys, vmapped=task.obs_kind == "index")
+        cells = [f"{m:.2f} ± {s:.2f}" for m, s in (mean_se(res[l]) for l in rules)]
+        d, ds = mean_se(res["LPO (learned)"] - res["PPO (clip)"])
+        print(f"| {name} | {config.num_updates * config.steps_per_update:,} | {' | '.join(cells)} | {d:+.2f} ± {ds:.2f} | {time.time() - t0:.0f} s |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""Evolution strategies as a meta-gradient estimator (OpenAI-ES; Salimans et al. 2017).
+
+`EvolutionStrategies` perturbs the rule's meta-parameters η (its inexact-array leaves, flattened to
+one vector of D numbers) with antithetic Gaussian noise, runs one *whole* inner training run per
+population member (`learned_rl.train`), uses the member's final return as its fitness, and returns
+
+    g = −1 / (n σ) · Σ_i w_i ε_i,        w = centred ranks of the fitnesses (in [−½, ½]),
+
+the ES estimate of the gradient of the meta-loss −E[fitness] (n = members with a finite fitness).
+`meta_train` applies it with its own optimiser (Adam), exactly as it applies LPG's truncated
+meta-gradient: one meta-training loop for both estimators.
+
+- Antithetic pairs: member i and member i + P/2 use +ε_i and −ε_i (P must be even).
+- Centred ranks with tied fitnesses sharing their average rank (a generation where every member
+  reaches the same return gives a zero gradient, not an artefact of the sort order). With several
+  tasks, ranks are computed per task and averaged.
+- Common random numbers: every member of a generation trains with the same key (the same level,
+  agent initialisation and environment noise), so fitness differences come from the perturbation.
+- σ decays per generation: ``σ_g = max(σ_min, σ · decay^g)``; the learning rate and its decay
+  belong to `MetaTrainConfig` (the meta-optimiser).
+- Non-finite fitness (a diverged inner run): the member is excluded from the ranks (weight 0) and
+  counted in ``nan_members``. If more than `max_nan_fraction` of a task's members are non-finite,
+  the gradient is NaN, so `meta_train` skips the generation and counts it in ``skipped``.
+- The population is one `jax.vmap` over members: a leading axis of size P that can be sharded.
+
+Why not `evosax`: its ask/tell interface owns the optimiser (the mean update happens inside
+`tell`), while our estimators must return a gradient for `meta_train`'s optimiser, checkpointing
+and NaN skip. OpenAI-ES is a few lines, so it is written here and tested on a known quadratic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, Float
+
+from .._learner import TrainConfig, train
+from ._estimators import AbstractMetaEstimator
+from ._sharding import constrain_population
+
+
+def centered_ranks(fitness: Float[Array, " P"]) -> Float[Array, " P"]:
+    """Centred ranks in [−½, ½] of the finite entries of `fitness`; ties share their average rank;
+    non-finite entries get 0 (excluded). With one finite entry its rank is 0."""
+    finite = jnp.isfinite(fitness)
+    f = jnp.where(finite, fitness, 0.0)
+    both = finite[:, None] & finite[None, :]
+    less = jnp.sum(both & (f[None, :] < f[:, None]), axis=1)
+    equal = jnp.sum(both & (f[None, :] == f[:, None]), axis=1)
+    rank = less + 0.5 * (equal - 1)  # 0 .. n−1, average rank for ties
+    n = jnp.sum(finite)
+    centred = rank / jnp.maximum(n - 1, 1) - 0.5
+    return jnp.where(finite & (n > 1), centred, 0.0)
+
+
+def es_gradient(noise: Float[Array, "P D"], weights: Float[Array, " P"], sigma, num: Array | int) -> Float[Array, " D"]:
+    """The ES estimate of ∇ E[fitness]: ``Σ_i w_i ε_i / (num · σ)`` (ascent direction)."""
+    return weights @ noise / (jnp.maximum(num, 1) * sigma)
+
+
+def late_return(metrics: dict[str, Array], fraction: float) -> Array:
+    """In JAX: the mean return of the episodes that ended in the last `fraction` of updates
+    (the whole run if none ended there; NaN if no episode ended at all)."""
+    rs, n = metrics["return_sum"], metrics["episodes"]
+    U = rs.shape[-1]
+    start = U - max(1, int(round(U * fraction)))
+    ws, wn = jnp.sum(rs[..., start:], -1), jnp.sum(n[..., start:], -1)
+    allsum, alln = jnp.sum(rs, -1), jnp.sum(n, -1)
+    return jnp.where(wn > 0, ws / jnp.maximum(wn, 1), jnp.where(alln > 0, allsum / jnp.maximum(alln, 1), jnp.nan))
+
+
+class ESState(eqx.Module):
+    """The estimator's state: generations done (σ decays with it) and non-finite members seen."""
+
+    generation: Array
+    nan_members: Array
+
+
+class EvolutionStrategies(AbstractMetaEstimator):
+    """OpenAI-ES over a rule's meta-parameters; fitness = final return of a whole training run.
+
+    **Arguments** (all static):
+
+    - `population`: P members per generation, even and ≥ 2 (antithetic pairs).
+    - `sigma`, `sigma_decay`, `sigma_min`: the perturbation scale and its per-generation decay.
+    - `inner_steps`: env steps of each inner training run (the rule's default config for the task
+      family, with `total_steps` replaced). `None` keeps the default budget.
+    - `seeds_per_member`: inner runs per member (all members use the same keys); fitness is their
+      mean.
+    - `final_fraction`: fitness is the mean return of episodes ending in this last fraction of the
+      run's updates.
+    - `max_nan_fraction`: skip the generation if more than this fraction of members is non-finite.
+    - `eval_center`: also train once with the unperturbed mean (reported as ``center_fitness``; not
+      used by the gradient).
+    - `fitness_fn`: optional ``(rule, key) -> fitness`` (a scalar or one value per task) replacing
+      the inner training runs: for tests (a known quadratic) and custom meta-objectives.
+    """
+
+    population: int = eqx.field(static=True, default=32)
+    sigma: float = eqx.field(static=True, default=0.03)
+    sigma_decay: float = eqx.field(static=True, default=1.0)
+    sigma_min: float = eqx.field(static=True, default=0.0)
+    inner_steps: int | None = eqx.field(static=True, default=None)
+    seeds_per_member: int = eqx.field(static=True, default=1)
+    final_fraction: float = eqx.field(static=True, default=0.1)
+    max_nan_fraction: float = eqx.field(static=True, default=0.5)
+    eval_center: bool = eqx.field(static=True, default=True)
+    tasks: tuple = eqx.field(static=True, default=())
+    configs: tuple = eqx.field(static=True, default=())
+    fitness_fn: Callable | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        P = self.population
+        if not isinstance(P, (int, np.integer)) or isinstance(P, bool) or P <= 0:
+            raise ValueError(f"EvolutionStrategies.population must be a positive integer, got {P!r}")
+        if P % 2:
+            raise ValueError(f"EvolutionStrategies.population must be even (antithetic pairs), got {P}")
+        if not (np.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"EvolutionStrategies.sigma must be positive, got {self.sigma!r}")
+        if not 0 < self.sigma_decay <= 1:
+            raise ValueError(f"EvolutionStrategies.sigma_decay must be in (0, 1], got {self.sigma_decay!r}")
+        if not 0 <= self.sigma_min <= self.sigma:
+            raise ValueError(f"EvolutionStrategies.sigma_min must be in [0, sigma={self.sigma}], got {self.sigma_min!r}")
+        s = self.seeds_per_member
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s <= 0:
+            raise ValueError(f"EvolutionStrategies.seeds_per_member must be a positive integer, got {s!r}")
+        n = self.inner_steps
+        if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0):
+            raise ValueError(f"EvolutionStrategies.inner_steps must be a positive integer or None, got {n!r}")
+        if not 0 < self.final_fraction <= 1:
+            raise ValueError(f"EvolutionStrategies.final_fraction must be in (0, 1], got {self.final_fraction!r}")
+        if not 0 <= self.max_nan_fraction < 1:
+            raise ValueError(f"EvolutionStrategies.max_nan_fraction must be in [0, 1), got {self.max_nan_fraction!r}")
+
+    # ------------------------------------------------------------------ configuration
+
+    def bind(self, tasks: list, rule=None) -> "EvolutionStrategies":
+        """Attach the task list and each task's inner `TrainConfig` (static). Without `rule`, the
+        configs are filled in by `init`/`validate` (they need the rule's per-family defaults)."""
+        configs = tuple(self._config(rule, t) for t in tasks) if rule is not None and self.fitness_fn is None else ()
+        return dataclasses.replace(self, tasks=tuple(tasks), configs=configs)
+
+    def _config(self, rule, task) -> TrainConfig:
+        cfg = rule.default_config(task)
+        if not isinstance(cfg, TrainConfig):
+            raise TypeError(f"{type(rule).__name__}.default_config must return a TrainConfig")
+        if self.inner_steps is not None:
+            cfg = cfg.replace(total_steps=int(self.inner_steps))  # re-validated: ≥ one rollout
+        return cfg
+
+    def validate(self, rule, tasks):
+        if not tasks:
+            raise ValueError("EvolutionStrategies needs at least one task")
+        leaves = jax.tree.leaves(eqx.filter(rule, eqx.is_inexact_array))
+        if not leaves:
+            raise TypeError(f"EvolutionStrategies: {type(rule).__name__} has no meta-parameters (inexact-array leaves)")
+        for t in tasks if self.fitness_fn is None else ():
+            self._config(rule, t)  # raises ValueError for an unsupported family or a tiny budget
+
+    def _bound(self, rule_static, meta_params) -> "EvolutionStrategies":
+        if self.configs or (self.fitness_fn is not None and self.tasks):
+            return self
+        if not self.tasks:
+            raise ValueError("EvolutionStrategies: no tasks bound (call bind(tasks) or use meta_train)")
+        return self.bind(list(self.tasks), eqx.combine(meta_params, rule_static))
+
+    def init(self, rule, tasks, *, key):
+        self.validate(rule, tasks)
+        return ESState(jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+    def population_size(self) -> int:
+        return self.population  # the members axis (ESState itself is replicated)
+
+    def current_sigma(self, generation) -> Array:
+        return jnp.maximum(self.sigma_min, self.sigma * jnp.asarray(self.sigma_decay, jnp.float32) ** generation)
+
+    # ------------------------------------------------------------------ fitness
+
+    def fitness(self, rule, *, key) -> Float[Array, " T"]:
+        """Fitness of one rule on every bound task: the mean (over `seeds_per_member` runs) of the
+        final return. Pure JAX; the keys depend only on `key` (common random numbers)."""
+        if self.fitness_fn is not None:
+            return jnp.broadcast_to(jnp.asarray(self.fitness_fn(rule, key), jnp.float32), (len(self.tasks),))
+        out = []
+        for i, (task, cfg) in enumerate(zip(self.tasks, self.configs)):
+            keys = jax.random.split(jax.random.fold_in(key, i), self.seeds_per_member)
+            rets = jax.vmap(lambda k: late_return(train(rule, task, cfg, key=k)[1], self.final_fraction))(keys)
+            out.append(jnp.mean(rets))
+        return jnp.stack(out)
+
+    # ------------------------------------------------------------------ one estimate
+
+    def estimate(self, meta_params, rule_static, state: ESState, *, key):
+        est = self._bound(rule_static, meta_params)
+        P, half = est.population, est.population // 2
+        flat, unravel = ravel_pytree(meta_params)
+        k_noise, k_env = jax.random.split(key)
+        sigma = est.current_sigma(state.generation)
+        eps = jax.random.normal(k_noise, (half, flat.size), flat.dtype)
+        noise = jnp.concatenate([eps, -eps])  # [P, D]: member i and i + P/2 are a pair
+
+        def member_fitness(vec):
+            return est.fitness(eqx.combine(unravel(vec), rule_static), key=k_env)
+
+        members = constrain_population(flat[None, :] + sigma * noise)  # split over devices if sharded
+        fit = jax.vmap(member_fitness)(members)  # [P, T]
+        finite = jnp.isfinite(fit)
+        n_finite = jnp.sum(finite, axis=0)  # [T]
+        weights = jnp.mean(jax.vmap(centered_ranks, in_axes=1, out_axes=1)(fit), axis=1)  # [P]
+        ascent = es_gradient(noise, weights, sigma, jnp.min(n_finite))
+        too_many = jnp.any(P - n_finite > est.max_nan_fraction * P)
+        grad_vec = jnp.where(too_many, jnp.nan, -ascent)
+        grads = unravel(grad_vec)
+        masked = jnp.where(finite, fit, 0.0)
+        mean_fit = jnp.sum(masked, 0) / jnp.maximum(n_finite, 1)  # [T]
+        loss = jnp.where(too_many, jnp.nan, -jnp.mean(mean_fit))
+        metrics: dict[str, Array] = {
+            "fitness_mean": jnp.mean(mean_fit),
+            "fitness_max": jnp.mean(jnp.max(jnp.where(finite, fit, -jnp.inf), 0)),
+            "fitness_min": jnp.mean(jnp.min(jnp.where(finite, fit, jnp.inf), 0)),
+            "fitness_std": jnp.mean(jnp.sqrt(jnp.sum(jnp.where(finite, (fit - mean_fit) ** 2, 0.0), 0) / jnp.maximum(n_finite, 1))),
+            "sigma": sigma,
+            "nan_members": jnp.sum(~finite),
+            "param_norm": jnp.linalg.norm(flat),
+        }
+        for j, t in enumerate(est.tasks):
+            metrics[f"fitness_mean/{t.name}"] = mean_fit[j]
+            metrics[f"fitness_max/{t.name}"] = jnp.max(jnp.where(finite[:, j], fit[:, j], -jnp.inf))
+        if est.eval_center:
+            center = est.fitness(eqx.combine(meta_params, rule_static), key=k_env)
+            metrics["center_fitness"] = jnp.mean(center)
+            for j, t in enumerate(est.tasks):
+                metrics[f"center_fitness/{t.name}"] = center[j]
+        new_state = ESState(state.generation + 1, state.nan_members + jnp.sum(~finite))
+        return loss, grads, new_state, metrics
+
+    def env_steps_per_estimate(self) -> int:
+        if self.fitness_fn is not None:
+            return 0
+        per_member = self.seeds_per_member * sum(c.num_updates * c.steps_per_update for c in self.configs)
+        return per_member * (self.population + (1 if self.eval_center else 0))
+
+
+# ---------------------------------------------------------------------------------------- LPO presets
+
+LPO_PRESETS: dict[str, dict[str, Any]] = {
+    # CPU scale (2 cores): 32 members × one 100k-step PPO run each per generation.
+    "cpu": dict(
+        width=128, ppo_init=True, population=32, sigma=0.03, sigma_decay=0.999, sigma_min=0.01,
+        inner_steps=100_000, seeds_per_member=1, meta_lr=0.02, lr_decay=0.999, lr_min=0.005,
+        max_grad_norm=1e6, steps=150,
+    ),
+    # The LPO paper's ES sizes (population 64, 1,000+ generations) with each task's default budget.
+    "paper": dict(
+        width=128, ppo_init=True, population=64, sigma=0.03, sigma_decay=0.999, sigma_min=0.01,
+        inner_steps=None, seeds_per_member=1, meta_lr=0.03, lr_decay=0.999, lr_min=0.005,
+        max_grad_norm=1e6, steps=1000,
+    ),
+}
+
+ES_FIELDS = ("population", "sigma", "sigma_decay", "sigma_min", "inner_steps", "seeds_per_member")
+_OPTIONAL = {"eval_center": True}  # preset fields stored only when overridden
+
+
+def get_lpo_preset(name: str, **overrides) -> dict[str, Any]:
+    """An LPO preset by name, with overrides (`None` values are ignored). Unknown names or fields
+    raise `ValueError`; the values are checked when the estimator is built."""
+    if name not in LPO_PRESETS:
+        raise ValueError(f"Unknown LPO preset {name!r}. Known presets: {', '.join(LPO_PRESETS)}")
+    p = dict(LPO_PRESETS[name])
+    unknown = set(overrides) - set(p) - set(_OPTIONAL)
+    if unknown:
+        raise ValueError(f"unknown LPO preset fields {sorted(unknown)}")
+    p.update({k: v for k, v in overrides.items() if v is not None})
+    return p
+
+
+def build_lpo(preset: dict[str, Any], tasks: list, *, key):
+    """`(rule, estimator, meta_config)` for an LPO preset: PPO with a fresh `LPODrift` (zero
+    output layer: generation 0 is PPO when `ppo_init`), `EvolutionStrategies`, `MetaTrainConfig`."""
+    from ..rules._lpo import make_lpo
+    from ._meta_train import MetaTrainConfig
+
+    rule = make_lpo(key=key, width=int(preset["width"]), ppo_init=bool(preset["ppo_init"]))
+    est = EvolutionStrategies(**{k: preset[k] for k in ES_FIELDS}, **{k: preset.get(k, v) for k, v in _OPTIONAL.items()})
+    est.validate(rule, tasks)
+    est = est.bind(tasks, rule)
+    cfg = MetaTrainConfig(
+        steps=int(preset["steps"]), meta_lr=float(preset["meta_lr"]), max_grad_norm=float(preset["max_grad_norm"]),
+        lr_decay=float(preset["lr_decay"]), lr_min=float(preset["lr_min"]),
+    )
+    return rule, est, cfg
