@@ -43,6 +43,9 @@ def _nonneg_int(s):
     return v
 
 
+DEMO_TASK = "chain/short"  # not in the shipped rule's meta-training set (lpg-tabular)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="learned-rl", description="Discover and compare reinforcement-learning update rules.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -50,7 +53,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list tasks and named task sets")
 
     t = sub.add_parser("train", help="train fresh agents with an update rule (seeds vmapped)")
-    t.add_argument("--rule", required=True, help="a2c | ppo | dpo | lpg:PATH_OR_PRETRAINED")
+    t.add_argument("--rule", required=True, help="a2c | ppo | dpo | lpg:PATH_OR_PRETRAINED | lpo:PATH_OR_PRETRAINED")
     t.add_argument("--task", required=True, help="a task name (see `learned-rl tasks`)")
     t.add_argument("--steps", type=_positive_int("--steps"), default=None, help="env steps per seed (default: the rule's default for the task family)")
     t.add_argument("--seeds", type=_positive_int("--seeds"), default=3, help="number of seeds, vmapped (default 3)")
@@ -59,27 +62,55 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     m = sub.add_parser("meta-train", help="meta-train a learned rule (writes rule.eqx, checkpoints, metrics.csv, curves.png)")
-    m.add_argument("kind", choices=["lpg"], help="the learned rule to meta-train")
-    m.add_argument("--tasks", required=True, help="a task set (lpg-tabular, ...), a task, or comma-separated tasks")
-    m.add_argument("--preset", default="cpu", help="cpu (default) | paper | groove-bench")
+    m.add_argument("kind", choices=["lpg", "lpo"], help="lpg (truncated meta-gradients) | lpo (a PPO drift, evolution strategies)")
+    m.add_argument("--tasks", default=None, help="a task set (lpg-tabular, ...), a task, or comma-separated tasks")
+    m.add_argument("--task", default=None, help="lpo: the meta-training task (same as --tasks)")
+    m.add_argument("--preset", default="cpu", help="lpg: cpu (default) | paper | groove-bench; lpo: cpu (default) | paper")
     m.add_argument("--steps", type=_positive_int("--steps"), default=None, help="meta-steps (default: the preset's)")
+    m.add_argument("--generations", type=_positive_int("--generations"), default=None, help="lpo: ES generations (= meta-steps)")
+    m.add_argument("--population", type=_positive_int("--population"), default=None, help="lpo: ES population, even (default 32)")
+    m.add_argument("--inner-steps", type=_positive_int("--inner-steps"), default=None, help="lpo: env steps of each member's training run (default 100000)")
     m.add_argument("--seed", type=_nonneg_int, default=0)
     m.add_argument("--out", default=None, help="run directory (default runs/meta-<kind>-<tasks>)")
     m.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.eqx")
     m.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints (default 180)")
+    m.add_argument("--devices", default=None, help="split the population (LPG lifetimes, ES members) over N devices or 'all' (default: one device)")
+    m.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a preset field, e.g. --set lifetimes_per_task=8 --set learning_rates=[10,20] (repeatable)")
     m.add_argument("--no-progress", action="store_true")
 
     c = sub.add_parser("compare", help="train several rules on one task and compare them")
     c.add_argument("--task", required=True)
-    c.add_argument("--rules", required=True, help="comma-separated: a2c,ppo,dpo,lpg:PATH_OR_PRETRAINED")
+    c.add_argument("--rules", required=True, help="comma-separated: a2c,ppo,dpo,lpg:PATH_OR_PRETRAINED,lpo:PATH_OR_PRETRAINED")
     c.add_argument("--steps", type=_positive_int("--steps"), default=None)
     c.add_argument("--seeds", type=_positive_int("--seeds"), default=3)
     c.add_argument("--seed", type=_nonneg_int, default=0)
     c.add_argument("--out", default=None, help="output directory (default runs/compare-<task>)")
     c.add_argument("--no-progress", action="store_true")
 
-    d = sub.add_parser("demo", help="the main demo: compare A2C and PPO on a grid world")
-    d.add_argument("--task", default="gridworld/dense")
+    tr = sub.add_parser("transfer", help="compare a rule with A2C on every task of a suite (A2C-normalised returns, IQM)")
+    tr.add_argument("--rule", required=True, help="lpg:PATH_OR_PRETRAINED (or any rule but a2c)")
+    tr.add_argument("--suite", required=True, help="lpg-random | lpg-chain | minatar | a task set | NAME,NAME,...")
+    tr.add_argument("--seeds", type=_positive_int("--seeds"), default=3)
+    tr.add_argument("--seed", type=_nonneg_int, default=0)
+    tr.add_argument("--steps", type=_positive_int("--steps"), default=None, help="env steps per seed (default: each family's default)")
+    tr.add_argument("--out", default=None, help="output directory (default runs/transfer-<rule>-<suite>)")
+    tr.add_argument("--no-progress", action="store_true")
+
+    an = sub.add_parser("analyse", help="analysis plots: what y predicts (LPG), drift functions (PPO/DPO/LPO)")
+    an_sub = an.add_subparsers(dest="analysis", required=True, parser_class=_Parser)
+    ap = an_sub.add_parser("predictions", help="regress an LPG agent's y(s) on the true values of its policy")
+    ap.add_argument("--rule", required=True, help="lpg:PATH_OR_PRETRAINED")
+    ap.add_argument("--task", default="gridworld/dense", help="a tabular task")
+    ap.add_argument("--steps", type=_positive_int("--steps"), default=None)
+    ap.add_argument("--seed", type=_nonneg_int, default=0)
+    ap.add_argument("--out", default="runs/analyse-predictions")
+    ad = an_sub.add_parser("drift", help="plot f(r, A) of mirror-learning rules")
+    ad.add_argument("--rules", default="ppo,dpo", help="comma-separated: ppo,dpo,lpo:PATH_OR_PRETRAINED")
+    ad.add_argument("--out", default="runs/analyse-drift")
+
+    d = sub.add_parser("demo", help="the main demo: the shipped LPG rule vs A2C on a task it was not meta-trained on")
+    d.add_argument("--rule", default="lpg:lpg_tabular")
+    d.add_argument("--task", default=DEMO_TASK)
     d.add_argument("--steps", type=_positive_int("--steps"), default=None)
     d.add_argument("--seeds", type=_positive_int("--seeds"), default=3)
     d.add_argument("--seed", type=_nonneg_int, default=0)
@@ -160,12 +191,13 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
 def _print_table(summary) -> None:
     rows = summary["results"]
     has_norm = any("normalized_return" in r for r in rows.values())
-    head = f"{'rule':<12}{'final return':>22}" + (f"{'fraction of optimal':>22}" if has_norm else "") + f"{'seeds':>7}{'env steps':>12}{'time (s)':>10}"
+    w = max(12, 2 + max(len(n) for n in rows))
+    head = f"{'rule':<{w}}{'final return':>22}" + (f"{'fraction of optimal':>22}" if has_norm else "") + f"{'seeds':>7}{'env steps':>12}{'time (s)':>10}"
     print(f"\nTask: {summary['task']}")
     print(head)
     print("-" * len(head))
     for name, r in rows.items():
-        line = f"{name:<12}{r['final_return_mean']:>13.3f} ± {r['final_return_stderr']:<6.3f}"
+        line = f"{name:<{w}}{r['final_return_mean']:>13.3f} ± {r['final_return_stderr']:<6.3f}"
         if has_norm:
             line += f"{r.get('normalized_return', float('nan')):>13.3f} ± {r.get('normalized_return_stderr', float('nan')):<6.3f}"
         line += f"{r['seeds']:>7}{r['env_steps']:>12}{r['wall_time_s']:>10.1f}"
@@ -192,12 +224,63 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    from ._registry import make_rule
+
     out = _out_dir(args, "runs/demo")
-    print(f"Demo: A2C vs PPO on {args.task}, {args.seeds} seeds each (vmapped).")
-    _, _, summary = compare(args.task, ["a2c", "ppo"], steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress, extra_config={"command": "demo", "seed": args.seed})
+    make_rule(args.rule)  # a bad rule fails before anything runs
+    where = " (it was meta-trained on the lpg-tabular grid worlds only)" if args.rule == "lpg:lpg_tabular" else ""
+    print(f"Demo: the learned rule {args.rule} trains fresh agents on {args.task}{where},")
+    print(f"compared with A2C (tuned defaults); {args.seeds} seeds each, vmapped.")
+    _, _, summary = compare(args.task, [args.rule, "a2c"], steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress, extra_config={"command": "demo", "seed": args.seed})
     _print_table(summary)
-    print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png, results.md")
+    print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png (learning curves), results.md")
     return 0
+
+
+def _cmd_transfer(args) -> int:
+    from ._transfer import transfer
+
+    slug = f"{args.rule}-{args.suite}".replace(":", "-").replace("/", "_").replace(",", "+")
+    out = _out_dir(args, f"runs/transfer-{slug}")
+    report = transfer(args.rule, args.suite, seeds=args.seeds, seed=args.seed, steps=args.steps, out=out, progress=not args.no_progress)
+    print((out / "transfer.md").read_text())
+    print(f"Wrote {out}/transfer.json, transfer.md, transfer.png and one compare run per task.")
+    return 0 if report else 1
+
+
+def _cmd_analyse(args) -> int:
+    from ._analysis import drift_curves, prediction_semantics
+
+    if args.analysis == "predictions":
+        out = _out_dir(args, "runs/analyse-predictions")
+        r = prediction_semantics(args.rule, args.task, steps=args.steps, seed=args.seed, out=out)
+        print(f"{r['rule']} on {r['task']} ({r['env_steps']:,} env steps, final return {r['final_return']:.3f}):")
+        print(f"  {r['states_analysed']} states; y has {r['prediction_dim']} components, mean entropy {r['y_entropy_mean']:.3f}")
+        print(f"  linear regression y(s) -> V(s): R² {r['r2_linear']:.3f} (5-fold cross-validated {r['r2_linear_cv5']:.3f})")
+        print(f"Wrote {out}/predictions.png, predictions.json")
+    else:
+        out = _out_dir(args, "runs/analyse-drift")
+        rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+        drift_curves(rules, out=out)
+        print(f"Wrote {out}/drift.png, drift.json ({', '.join(rules)})")
+    return 0
+
+
+def _parse_sets(items: list[str]) -> dict:
+    """``--set FIELD=VALUE`` pairs; VALUE is read as JSON (numbers, lists), else as a string."""
+    import json
+
+    out = {}
+    for item in items:
+        field, eq, raw = item.partition("=")
+        if not eq or not field.strip():
+            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[field.strip()] = value
+    return out
 
 
 def _cmd_meta_train(args) -> int:
@@ -205,13 +288,35 @@ def _cmd_meta_train(args) -> int:
 
     if not args.checkpoint_every > 0:
         raise ValueError("--checkpoint-every must be positive")
-    out = _out_dir(args, f"runs/meta-{args.kind}-{args.tasks.replace('/', '_').replace(',', '+')}")
+    if args.tasks is not None and args.task is not None and args.tasks != args.task:
+        raise ValueError("give either --task or --tasks, not both")
+    spec = args.tasks if args.tasks is not None else args.task
+    if spec is None:
+        raise ValueError(f"meta-train {args.kind}: --{'task' if args.kind == 'lpo' else 'tasks'} is required")
+    overrides = None
+    if args.kind == "lpo":
+        if args.steps is not None and args.generations is not None and args.steps != args.generations:
+            raise ValueError("give either --generations or --steps, not both")
+        steps = args.generations if args.generations is not None else args.steps
+        overrides = {"population": args.population, "inner_steps": args.inner_steps}
+    else:
+        for flag, v in (("--generations", args.generations), ("--population", args.population), ("--inner-steps", args.inner_steps)):
+            if v is not None:
+                raise ValueError(f"{flag} is an lpo option (meta-train lpo)")
+        steps = args.steps
+    sets = _parse_sets(args.set)
+    if sets:
+        overrides = {**(overrides or {}), **sets}
+    out = _out_dir(args, f"runs/meta-{args.kind}-{spec.replace('/', '_').replace(',', '+')}")
     meta = run_meta_train(
-        args.kind, args.tasks, preset=args.preset, steps=args.steps, seed=args.seed, out=out,
+        args.kind, spec, preset=args.preset, steps=steps, seed=args.seed, out=out,
         resume=args.resume, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
+        log_every=1 if args.kind == "lpo" else 10, preset_overrides=overrides, devices=args.devices,
     )
-    print(f"Meta-trained {meta['meta_steps']} steps ({meta['env_steps']} env steps) on {', '.join(meta['tasks'])}.")
-    print(f"Preferred agent arm: learning rate {meta['preferred_arm']['learning_rate']:g}, alpha_y {meta['preferred_arm']['alpha_y']:g}.")
+    unit = "generations" if args.kind == "lpo" else "steps"
+    print(f"Meta-trained {meta['meta_steps']} {unit} ({meta['env_steps']} env steps) on {', '.join(meta['tasks'])}.")
+    if "preferred_arm" in meta:
+        print(f"Preferred agent arm: learning rate {meta['preferred_arm']['learning_rate']:g}, alpha_y {meta['preferred_arm']['alpha_y']:g}.")
     print(f"Wrote {out}/rule.eqx, checkpoint.eqx, metrics.csv, curves.png")
     return 0
 
@@ -220,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-        return {"tasks": _cmd_tasks, "train": _cmd_train, "compare": _cmd_compare, "meta-train": _cmd_meta_train, "demo": _cmd_demo}[args.command](args)
+        return {"tasks": _cmd_tasks, "train": _cmd_train, "compare": _cmd_compare, "meta-train": _cmd_meta_train, "demo": _cmd_demo, "transfer": _cmd_transfer, "analyse": _cmd_analyse}[args.command](args)
     except _UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,198 @@
+"""Transfer suites: train a (learned) rule and A2C on every task of a suite and report the
+A2C-normalised return per task plus an aggregate (interquartile mean with a stratified bootstrap
+confidence interval).
+
+Normalisation, per task: ``score = (R − R_random) / (R_A2C − R_random)``, where R is a seed's final
+return, R_A2C the mean final return of A2C's seeds and R_random the mean return of a uniform random
+policy on the same levels. 0 is random, 1 is A2C. A task on which A2C does not beat random cannot be
+normalised; it is reported with its raw returns and left out of the aggregate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._stats import iqm, normalized_score, stderr, stratified_bootstrap_ci
+
+
+def random_policy_returns(task, env_params, *, num_envs: int = 32, num_steps: int = 4000, key=None) -> np.ndarray:
+    """Mean episode return of a uniform random policy on each level of a batch of `env_params`
+    (leading axis = levels), from `num_envs` × `num_steps` steps per level. Only episodes that end
+    within the budget count; a level with no finished episode gives NaN."""
+    if task.continuous_actions:
+        raise ValueError(f"random_policy_returns: {task.name!r} has continuous actions")
+    env = task.env
+    A = task.num_actions
+    key = jax.random.PRNGKey(0) if key is None else key
+
+    def one_level(params, k):
+        k_reset, k_run = jax.random.split(k)
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), params)
+
+        def step(c, k):
+            state, ep_ret, tot, n = c
+            k_a, k_e = jax.random.split(k)
+            a = jax.random.randint(k_a, (num_envs,), 0, A)
+            _, state, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(k_e, num_envs), state, a, params)
+            done = jnp.logical_or(term, trunc)
+            ep_ret = ep_ret + r.astype(jnp.float32)
+            tot = tot + jnp.sum(jnp.where(done, ep_ret, 0.0))
+            n = n + jnp.sum(done)
+            return (state, jnp.where(done, 0.0, ep_ret), tot, n), None
+
+        z = jnp.zeros(())
+        (_, _, tot, n), _ = jax.lax.scan(step, (state, jnp.zeros(num_envs), z, z), jax.random.split(k_run, num_steps))
+        return jnp.where(n > 0, tot / jnp.maximum(n, 1.0), jnp.nan)
+
+    num_levels = jax.tree.leaves(env_params)[0].shape[0]
+    keys = jax.random.split(key, num_levels)
+    return np.asarray(jax.jit(jax.vmap(one_level))(env_params, keys))
+
+
+def _slug(name: str) -> str:
+    return name.replace("/", "_").replace(":", "-")
+
+
+def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: int | None = None, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Run `compare(task, [rule_name, "a2c"])` on every task of `suite` (a task set, a task, or a
+    comma-separated list) into ``out/<task>/``, then write ``out/transfer.json``, ``transfer.md``
+    and ``transfer.png``. Everything is validated before any training starts."""
+    import tasks as task_registry
+
+    from ._cli import compare
+    from ._experiment import write_json
+    from ._registry import make_rule
+
+    if rule_name == "a2c":
+        raise ValueError("transfer compares a rule against A2C; pick another rule than a2c")
+    if seeds < 2:
+        raise ValueError(f"transfer needs at least 2 seeds for standard errors, got {seeds}")
+    make_rule(rule_name)  # unknown rule or broken file: fail before anything runs
+    names = task_registry.resolve(suite)
+    task_objs = [task_registry.make(n) for n in names]
+    runnable = [t for t in task_objs if not t.continuous_actions]
+    skipped = {t.name: "continuous actions (the rule and A2C here have categorical policies)" for t in task_objs if t.continuous_actions}
+    if not runnable:
+        raise ValueError(f"no task of {suite!r} has discrete actions")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    per_task: dict[str, Any] = {}
+    groups = []
+    for t in runnable:
+        _, results, summary = compare(t.name, [rule_name, "a2c"], steps=steps, seeds=seeds, seed=seed, out=out / _slug(t.name), progress=progress, extra_config={"command": "transfer", "seed": seed})
+        res = {r.rule_name: r for r in results}
+        rule_res = summary["results"][rule_name]
+        a2c_res = summary["results"]["a2c"]
+        rand = random_policy_returns(t, res["a2c"].state.env_params, key=jax.random.PRNGKey(seed))
+        rand_mean = float(np.nanmean(rand)) if np.any(np.isfinite(rand)) else float("nan")
+        entry: dict[str, Any] = {
+            "rule_return": rule_res["final_return_mean"],
+            "rule_return_stderr": rule_res["final_return_stderr"],
+            "a2c_return": a2c_res["final_return_mean"],
+            "a2c_return_stderr": a2c_res["final_return_stderr"],
+            "random_return": rand_mean,
+            "env_steps": rule_res["env_steps"],
+            "wall_time_s": rule_res["wall_time_s"] + a2c_res["wall_time_s"],
+        }
+        try:
+            scores = normalized_score(rule_res["final_returns"], rand_mean, a2c_res["final_return_mean"])
+            if a2c_res["final_return_mean"] <= rand_mean:
+                raise ValueError("A2C does not beat the random policy")
+        except ValueError as e:
+            entry["normalized"] = None
+            entry["not_normalized_because"] = str(e)
+        else:
+            entry["normalized_scores"] = [float(x) for x in scores]
+            entry["normalized"] = float(np.mean(scores))
+            entry["normalized_stderr"] = stderr(scores)
+            groups.append(scores)
+        per_task[t.name] = entry
+
+    report: dict[str, Any] = {"rule": rule_name, "suite": suite, "seeds": seeds, "seed": seed, "tasks": per_task, "skipped": skipped}
+    if groups:
+        est, lo, hi = stratified_bootstrap_ci(groups, iqm, seed=seed)
+        report["aggregate"] = {
+            "iqm": est,
+            "ci95": [lo, hi],
+            "tasks_normalized": len(groups),
+            "tasks_rule_at_least_a2c": int(sum(np.mean(g) >= 1.0 for g in groups)),
+        }
+    write_json(out / "transfer.json", report)
+    _write_md(out / "transfer.md", report)
+    _plot(out / "transfer.png", report)
+    return report
+
+
+def _write_md(path: Path, report: dict[str, Any]) -> None:
+    lines = [
+        f"# Transfer: {report['rule']} vs A2C on {report['suite']} ({report['seeds']} seeds)",
+        "",
+        "| task | env steps | rule return | A2C return | random return | A2C-normalised (rule) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, e in report["tasks"].items():
+        norm = f"{e['normalized']:.3f} ± {e['normalized_stderr']:.3f}" if e["normalized"] is not None else f"n/a ({e['not_normalized_because']})"
+        lines.append(
+            f"| {name} | {e['env_steps']:,} | {e['rule_return']:.3f} ± {e['rule_return_stderr']:.3f} | "
+            f"{e['a2c_return']:.3f} ± {e['a2c_return_stderr']:.3f} | {e['random_return']:.3f} | {norm} |"
+        )
+    agg = report.get("aggregate")
+    lines.append("")
+    if agg:
+        lines.append(
+            f"Aggregate A2C-normalised return: IQM {agg['iqm']:.3f}, 95% stratified-bootstrap CI "
+            f"[{agg['ci95'][0]:.3f}, {agg['ci95'][1]:.3f}] over {agg['tasks_normalized']} tasks; the rule matches or "
+            f"beats A2C (mean score ≥ 1) on {agg['tasks_rule_at_least_a2c']} of them."
+        )
+    else:
+        lines.append("No task could be normalised (A2C never beat the random policy).")
+    lines.append("")
+    lines.append("Score = (return − random) / (A2C − random): 0 is a uniform random policy, 1 is A2C.")
+    for name, why in report["skipped"].items():
+        lines.append(f"- {name}: not run ({why})")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _plot(path: Path, report: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = [(n, e) for n, e in report["tasks"].items() if e["normalized"] is not None]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(items) + 2), 4.0))
+    if items:
+        x = np.arange(len(items))
+        ax.bar(x, [e["normalized"] for _, e in items], yerr=[e["normalized_stderr"] for _, e in items], capsize=3, color="tab:blue")
+        ax.set_xticks(x, [n for n, _ in items], rotation=30, ha="right", fontsize=8)
+        ax.axhline(1.0, color="k", ls="--", lw=1, label="A2C")
+        ax.axhline(0.0, color="gray", ls=":", lw=1, label="random")
+        agg = report.get("aggregate")
+        if agg:
+            ax.axhspan(agg["ci95"][0], agg["ci95"][1], color="tab:orange", alpha=0.2, label=f"IQM {agg['iqm']:.2f} (95% CI)")
+        ax.legend(fontsize=8)
+    ax.set_ylabel("A2C-normalised return")
+    ax.set_title(f"{report['rule']} on {report['suite']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def transfer_table(report: dict[str, Any]) -> str:
+    """The markdown table of `transfer.md` as a string (for printing)."""
+    return "\n".join(
+        f"{name:<34} {('%.3f' % e['normalized']) if e['normalized'] is not None else 'n/a':>8}"
+        for name, e in report["tasks"].items()
+    ) + (
+        f"\nIQM {report['aggregate']['iqm']:.3f}  95% CI [{report['aggregate']['ci95'][0]:.3f}, {report['aggregate']['ci95'][1]:.3f}]"
+        if report.get("aggregate") else ""
+    )
+
+
+__all__ = ["random_policy_returns", "transfer", "transfer_table"]

@@ -1,0 +1,168 @@
+"""Transfer suites, statistics helpers, analysis tools and the demo's code path (tiny budgets)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tasks
+from learned_rl._cli import main
+from learned_rl._stats import iqm, normalized_score, stderr, stratified_bootstrap_ci
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_iqm_by_hand():
+    # 8 values: drop 2 from each end, mean of the middle 4
+    assert iqm([10, 1, 2, 3, 4, 5, 6, 100]) == pytest.approx((3 + 4 + 5 + 6) / 4)
+    # 5 values: drop 1 from each end
+    assert iqm([5, 1, 3, 2, 4]) == pytest.approx(3.0)
+    # fewer than 4 values: plain mean
+    assert iqm([1.0, 2.0, 6.0]) == pytest.approx(3.0)
+    with pytest.raises(ValueError):
+        iqm([1.0, float("nan"), 2.0, 3.0])
+    with pytest.raises(ValueError):
+        iqm([])
+
+
+def test_stderr_and_normalized_score_by_hand():
+    assert stderr([1.0, 2.0, 3.0, 4.0]) == pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2.0)
+    assert stderr([3.0]) == 0.0
+    np.testing.assert_allclose(normalized_score([2.0, 4.0, 6.0], low=2.0, high=6.0), [0.0, 0.5, 1.0])
+    with pytest.raises(ValueError, match="coincide"):
+        normalized_score([1.0], low=3.0, high=3.0)
+
+
+def test_stratified_bootstrap_ci():
+    # constant groups: every resample gives the same statistic
+    est, lo, hi = stratified_bootstrap_ci([[1.0, 1.0], [1.0, 1.0, 1.0]], num_resamples=50)
+    assert est == lo == hi == 1.0
+    # the interval contains the estimate, is ordered, and is reproducible with the seed
+    groups = [[0.1, 0.5, 0.9], [1.0, 1.2, 0.8, 1.1], [0.0, 0.3]]
+    a = stratified_bootstrap_ci(groups, num_resamples=500, seed=3)
+    b = stratified_bootstrap_ci(groups, num_resamples=500, seed=3)
+    assert a == b
+    est, lo, hi = a
+    assert lo <= est <= hi and lo < hi
+    assert est == pytest.approx(iqm(np.concatenate(groups)))
+    # stratified: a resample never mixes groups, so with one distinct value per group the
+    # bootstrap distribution of the mean is a single point
+    est, lo, hi = stratified_bootstrap_ci([[2.0] * 3, [4.0] * 3], statistic=np.mean, num_resamples=100)
+    assert lo == hi == est == 3.0
+    with pytest.raises(ValueError):
+        stratified_bootstrap_ci([[1.0], []])
+
+
+def test_random_policy_returns_reproducible_and_below_optimum():
+    """Random-policy returns (the 0 of the A2C normalisation) are finite, reproducible with the key,
+    and below each level's optimal return."""
+    from learned_rl._transfer import random_policy_returns
+
+    task = tasks.make("chain/short")
+    params = jax.vmap(task.sample_params)(jax.random.split(jax.random.PRNGKey(0), 3))
+    r1 = random_policy_returns(task, params, num_envs=16, num_steps=400, key=jax.random.PRNGKey(1))
+    r2 = random_policy_returns(task, params, num_envs=16, num_steps=400, key=jax.random.PRNGKey(1))
+    np.testing.assert_array_equal(r1, r2)
+    assert r1.shape == (3,) and np.all(np.isfinite(r1))
+    opt = np.asarray([task.optimal_return(jax.tree.map(lambda x: x[i], params)) for i in range(3)])
+    assert np.all(r1 < opt)
+
+
+# ----------------------------------------------------------------------------- transfer / analyse / demo
+
+
+def test_transfer_writes_wellformed_files(tmp_path):
+    out = tmp_path / "tr"
+    rc = main(["transfer", "--rule", "lpg:lpg_tabular", "--suite", "chain/short", "--seeds", "2", "--steps", "6400", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    report = json.loads((out / "transfer.json").read_text())
+    assert report["rule"] == "lpg:lpg_tabular" and set(report["tasks"]) == {"chain/short"}
+    e = report["tasks"]["chain/short"]
+    for k in ("rule_return", "a2c_return", "random_return", "env_steps"):
+        assert math.isfinite(e[k])
+    if e["normalized"] is not None:
+        s = normalized_score(json.loads((out / "chain_short" / "summary.json").read_text())["results"]["lpg:lpg_tabular"]["final_returns"], e["random_return"], e["a2c_return"])
+        assert e["normalized"] == pytest.approx(float(np.mean(s)))
+        assert report["aggregate"]["ci95"][0] <= report["aggregate"]["iqm"] <= report["aggregate"]["ci95"][1]
+    assert (out / "transfer.md").read_text().startswith("# Transfer")
+    assert (out / "transfer.png").stat().st_size > 0
+    assert (out / "chain_short" / "curves.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, msg",
+    [
+        (["transfer", "--rule", "lpg:no_such_rule", "--suite", "chain/short"], "no_such_rule"),
+        (["transfer", "--rule", "lpg:lpg_tabular", "--suite", "no-such-suite"], "Unknown task"),
+        (["transfer", "--rule", "a2c", "--suite", "chain/short"], "a2c"),
+        (["transfer", "--rule", "lpg:lpg_tabular", "--suite", "chain/short", "--seeds", "1"], "2 seeds"),
+        (["analyse", "predictions", "--rule", "a2c"], "no prediction vector"),
+        (["analyse", "predictions", "--rule", "lpg:lpg_tabular", "--task", "CartPole-v1"], "tabular"),
+        (["analyse", "drift", "--rules", "ppo,a2c"], "no drift"),
+        (["demo", "--rule", "lpg:missing.eqx"], "missing.eqx"),
+    ],
+)
+def test_bad_input_one_line_error_nothing_written(tmp_path, capsys, argv, msg):
+    out = tmp_path / "out"
+    rc = main(argv + ["--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("error:") and len(err.strip().splitlines()) == 1 and msg in err
+    assert not out.exists()
+
+
+def test_corrupt_rule_file_is_rejected(tmp_path, capsys):
+    bad = tmp_path / "rule.eqx"
+    bad.write_bytes(b"not a checkpoint at all")
+    rc = main(["transfer", "--rule", f"lpg:{bad}", "--suite", "chain/short", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(bad) in err and not (tmp_path / "o").exists()
+
+
+def test_drift_analysis(tmp_path):
+    from learned_rl._analysis import drift_curves
+
+    data = drift_curves(["ppo", "dpo"], out=tmp_path)
+    r = np.asarray(data["ratio"])
+    for name in ("ppo", "dpo"):
+        for a, f in data["drift"][name].items():
+            f = np.asarray(f)
+            assert np.all(f >= -1e-7)  # a drift is non-negative
+            assert abs(f[np.argmin(abs(r - 1.0))]) < 1e-6  # and zero at r = 1
+    # PPO-clip with A = 1 at r = 2: f = (r − (1 + ε))·A = 0.8
+    assert np.asarray(data["drift"]["ppo"]["1.0"])[-1] == pytest.approx(0.8, abs=1e-5)
+    assert (tmp_path / "drift.png").stat().st_size > 0
+
+
+def test_policy_state_values_on_a_chain_policy():
+    """Monte-Carlo values of a fixed (uniform) policy are finite exactly where states were
+    visited; the R² helper gives 1 for an exact linear relation and 0 for a constant feature."""
+    from learned_rl._agent import AgentConfig, make_agent
+    from learned_rl._analysis import _linear_r2, policy_state_values
+
+    task = tasks.make("gridworld/dense")
+    agent = make_agent(task, AgentConfig(torso="tabular"), prediction_dim=4, value=False, key=jax.random.PRNGKey(0))
+    v, n = policy_state_values(agent, task, task.default_params, gamma=0.9, num_envs=8, num_steps=300, key=jax.random.PRNGKey(0))
+    assert v.shape == (task.num_states,) and np.all(np.isfinite(v[n > 0])) and np.all(np.isnan(v[n == 0]))
+    # R² of an exact linear relation is 1; of a constant feature is 0
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 3.0
+    assert _linear_r2(X, y)[0] == pytest.approx(1.0) and _linear_r2(X, y)[1] == pytest.approx(1.0)
+    assert _linear_r2(np.ones((40, 1)), y)[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_demo_code_path(tmp_path, capsys):
+    out = tmp_path / "demo"
+    rc = main(["demo", "--steps", "6400", "--seeds", "2", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "lpg:lpg_tabular" in text and "a2c" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["results"]) == {"lpg:lpg_tabular", "a2c"}
+    assert (out / "curves.png").exists() and (out / "results.md").exists()
