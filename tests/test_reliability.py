@@ -2,8 +2,8 @@
 determinism, compiling once, and the population split across (forced CPU) devices.
 
 Subprocess runs share one persistent compilation cache (a temporary directory), so only the first
-one compiles the meta-step. The two subprocess tests (kill -9 and resume; 4 forced CPU devices) are
-marked slow: run them with `pytest -m slow tests/test_reliability.py`.
+one compiles the meta-step. The two subprocess tests (kill -9 and resume; 4 forced CPU devices, LPG
+lifetimes and an ES population) take about 30 s each on 2 CPU cores and run in the default suite.
 """
 
 import json
@@ -84,7 +84,6 @@ def _cli(*args):
 # --------------------------------------------------------------------------------- crash safety
 
 
-@pytest.mark.slow  # three meta-train subprocesses: about 3.5 min on 2 shared cores
 def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path, cache_env):
     steps = 60
     common = ["meta-train", "lpg", "--tasks", "chain/short", "--steps", str(steps), "--seed", "3", "--no-progress", "--checkpoint-every", "0.01", *TINY_SETS]
@@ -322,6 +321,18 @@ _DEVICES_SCRIPT = textwrap.dedent(
             spec=[str(a) for a in getattr(age.sharding, "spec", ())], num_devices=len(age.sharding.device_set),
             shard_shape=list(age.addressable_shards[0].data.shape),
         )
+    # the ES population (8 members, each a real PPO run with an LPO drift) split over 4 devices
+    from learned_rl.meta import EvolutionStrategies
+    from learned_rl.rules._lpo import make_lpo
+    lpo = make_lpo(key=jax.random.PRNGKey(2), width=8)
+    for devices in (None, 4):
+        es = EvolutionStrategies(population=8, sigma=0.05, inner_steps=2560, eval_center=False)
+        r, st, hist = meta_train(lpo, ts, es, MetaTrainConfig(steps=2, meta_lr=0.02, devices=devices), key=jax.random.PRNGKey(3))
+        out["es-" + str(devices)] = dict(
+            params=[np.asarray(x).tolist() for x in jax.tree.leaves(eqx.filter(r, eqx.is_inexact_array))],
+            fitness=hist["fitness_mean"].tolist(), fitness_std=hist["fitness_std"].tolist(),
+            grad_norm=hist["grad_norm"].tolist(), skipped=int(st.skipped),
+        )
     errors = []
     for bad in (dict(kw, lifetimes_per_task=2), kw):
         try:
@@ -334,7 +345,6 @@ _DEVICES_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow  # one subprocess compiling two meta-steps: about 2 min on 2 shared cores
 def test_population_split_over_4_cpu_devices_matches_one_device(cache_env):
     env = dict(cache_env)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
@@ -350,6 +360,13 @@ def test_population_split_over_4_cpu_devices_matches_one_device(cache_env):
     np.testing.assert_allclose(four["meta_loss"], one["meta_loss"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(four["grad_norm"], one["grad_norm"], rtol=1e-4, atol=1e-6)
     for a, b in zip(four["params"], one["params"]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    es1, es4 = out["es-None"], out["es-4"]
+    assert es1["skipped"] == es4["skipped"] == 0 and min(es1["grad_norm"]) > 0
+    assert max(es1["fitness_std"]) > 0  # the members differ, so ranks (and the gradient) mean something
+    np.testing.assert_allclose(es4["fitness"], es1["fitness"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(es4["grad_norm"], es1["grad_norm"], rtol=1e-4, atol=1e-6)
+    for a, b in zip(es4["params"], es1["params"]):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
     assert "population (2) is not divisible by the number of devices (4)" in out["errors"][0]
     assert "devices=8 but only 4" in out["errors"][1]
