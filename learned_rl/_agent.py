@@ -93,11 +93,59 @@ class AgentOutput(NamedTuple):
         return self.log_std is not None
 
 
+def _householder_q(a: Float[Array, "n m"]) -> Float[Array, "n m"]:
+    """The Q factor (n × m, n ≥ m) of ``a = QR`` with diag(R) ≥ 0, by Householder reflections in
+    plain jnp ops.
+
+    Why not `jnp.linalg.qr`: under `vmap` (several seeds, LPG lifetimes, ES members) it becomes one
+    batched LAPACK custom call, which jaxlib's CPU runtime splits over the intra-op thread pool
+    with a *blocking* wait inside a pool thread. On a 2-core machine both pool threads can end up
+    waiting for work queued behind them, and the program hangs with the CPU idle (seen with
+    jax 0.10.2: `ParallelBatchMap` in `lapack_sgeqrf_ffi` in every stalled run). Plain matrix
+    ops batch like any other op. For a full-rank `a` the factorisation with diag(R) > 0 is
+    unique, so this gives the same matrix as `jax.nn.initializers.orthogonal` up to rounding.
+    """
+    n, m = a.shape
+    rows = jnp.arange(n)
+
+    def reflect(j, carry):
+        r, vs = carry
+        x = jnp.where(rows >= j, r[:, j], 0.0)
+        xj = x[j]
+        sign = jnp.where(xj >= 0, 1.0, -1.0)
+        v = x.at[j].add(sign * jnp.linalg.norm(x))
+        v = v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(a.dtype).tiny)
+        r = r - 2.0 * jnp.outer(v, v @ r)
+        return r, vs.at[j].set(v)
+
+    r, vs = jax.lax.fori_loop(0, m, reflect, (a, jnp.zeros((m, n), a.dtype)))
+
+    def apply(i, q):  # Q = H_0 H_1 ... H_{m-1} applied to the first m columns of I
+        v = vs[m - 1 - i]
+        return q - 2.0 * jnp.outer(v, v @ q)
+
+    q = jax.lax.fori_loop(0, m, apply, jnp.eye(n, m, dtype=a.dtype))
+    d = jnp.diagonal(r)[:m]
+    return q * jnp.where(d >= 0, 1.0, -1.0)[None, :]
+
+
+def orthogonal_init(key: PRNGKeyArray, shape: tuple[int, int], scale: float = 1.0, dtype=jnp.float32) -> Array:
+    """A scaled (semi-)orthogonal ``[out, in]`` matrix, distributed as
+    ``jax.nn.initializers.orthogonal(scale)(key, shape)`` (the same Gaussian draw and the same
+    sign convention), computed without LAPACK so that it is safe under `vmap` on CPU (see
+    `_householder_q`)."""
+    rows, cols = shape
+    tall = rows >= cols
+    a = jax.random.normal(key, (rows, cols) if tall else (cols, rows), dtype)
+    q = _householder_q(a)
+    return scale * (q if tall else q.T)
+
+
 def _orthogonal_linear(
     in_size: int, out_size: int, scale: float, *, key: PRNGKeyArray
 ) -> eqx.nn.Linear:
     lin = eqx.nn.Linear(in_size, out_size, key=key)
-    w = jax.nn.initializers.orthogonal(scale)(key, (out_size, in_size))
+    w = orthogonal_init(key, (out_size, in_size), scale)
     return eqx.tree_at(lambda l: (l.weight, l.bias), lin, (w, jnp.zeros(out_size)))
 
 

@@ -161,3 +161,26 @@ def test_training_compiles_once_for_all_chunks(monkeypatch):
     res = ex.run_seeds(rule, task, cfg, num_seeds=2, progress=False)
     assert res.metrics["loss"].shape == (2, 40)  # 20 chunks of 2 updates ran
     assert len(traces) <= 2, f"update step traced {len(traces)} times for 20 chunks"
+
+
+def test_orthogonal_init_matches_jax_and_vmapped_training_has_no_lapack_call():
+    # the same matrices as jax's initializer (same draw, same sign convention), orthogonal rows/cols
+    from learned_rl._agent import orthogonal_init
+
+    for shape in [(64, 4), (4, 64), (64, 64), (7, 3), (1, 64)]:
+        k = jax.random.PRNGKey(3)
+        w = np.asarray(orthogonal_init(k, shape, 1.5))
+        np.testing.assert_allclose(w, np.asarray(jax.nn.initializers.orthogonal(1.5)(k, shape)), atol=1e-5)
+        small = min(shape)
+        gram = w @ w.T if shape[0] == small else w.T @ w
+        np.testing.assert_allclose(gram, 2.25 * np.eye(small), atol=1e-5)
+    # several seeds of an MLP/CNN agent in one program: a batched LAPACK QR here used to hang the
+    # CPU runtime on 2 cores (see `learned_rl._agent._householder_q`); no LAPACK call may remain
+    for name in ("CartPole-v1", "Breakout-MinAtar"):
+        task = tasks.make(name)
+        rule = PPO()
+        cfg = rule.default_config(task)
+        cfg = cfg.replace(total_steps=2 * cfg.num_envs * cfg.rollout_len)
+        keys = jax.random.split(jax.random.PRNGKey(0), 4)
+        hlo = jax.jit(jax.vmap(lambda k: train(rule, task, cfg, key=k)[1])).lower(keys).as_text()
+        assert "lapack" not in hlo.lower() and "geqrf" not in hlo.lower(), name
