@@ -75,6 +75,10 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.eqx")
     m.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints (default 180)")
     m.add_argument("--devices", default=None, help="split the population (LPG lifetimes, ES members) over N devices or 'all' (default: one device)")
+    m.add_argument("--distributed", action="store_true", help="several hosts: call jax.distributed.initialize() first (run the same command on every host; use with --devices all)")
+    m.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="with --distributed: process 0's address (omit on Slurm, Open MPI or TPU pods: detected automatically)")
+    m.add_argument("--num-processes", type=_positive_int("--num-processes"), default=None, help="with --distributed: number of processes (hosts)")
+    m.add_argument("--process-id", type=_nonneg_int, default=None, help="with --distributed: this process's index, 0 .. N-1")
     m.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a preset field, e.g. --set lifetimes_per_task=8 --set learning_rates=[10,20] (repeatable)")
     m.add_argument("--no-progress", action="store_true")
 
@@ -304,10 +308,22 @@ def _cmd_meta_train(args) -> int:
             if v is not None:
                 raise ValueError(f"{flag} is an lpo option (meta-train lpo)")
         steps = args.steps
+    dist = (args.coordinator, args.num_processes, args.process_id)
+    if not args.distributed and any(v is not None for v in dist):
+        raise ValueError("--coordinator, --num-processes and --process-id need --distributed")
+    if args.distributed and any(v is not None for v in dist) and any(v is None for v in dist):
+        raise ValueError("--distributed: give all of --coordinator, --num-processes and --process-id, or none (auto-detect)")
+    if args.process_id is not None and args.num_processes is not None and args.process_id >= args.num_processes:
+        raise ValueError(f"--process-id {args.process_id} must be less than --num-processes {args.num_processes}")
     sets = _parse_sets(args.set)
     if sets:
         overrides = {**(overrides or {}), **sets}
     out = _out_dir(args, f"runs/meta-{args.kind}-{spec.replace('/', '_').replace(',', '+')}")
+    if args.distributed:
+        import jax
+
+        # before any JAX computation; afterwards jax.devices() lists every host's devices
+        jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id)
     meta = run_meta_train(
         args.kind, spec, preset=args.preset, steps=steps, seed=args.seed, out=out,
         resume=args.resume, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
