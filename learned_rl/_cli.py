@@ -320,8 +320,13 @@ def _cmd_meta_train(args) -> int:
         overrides = {**(overrides or {}), **sets}
     out = _out_dir(args, f"runs/meta-{args.kind}-{spec.replace('/', '_').replace(',', '+')}")
     if args.distributed:
+        import os
+
         import jax
 
+        if "JAX_CPU_COLLECTIVES_IMPLEMENTATION" not in os.environ:
+            # CPU processes need a collectives backend for cross-host all-reduces (no effect on GPU)
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
         # before any JAX computation; afterwards jax.devices() lists every host's devices
         jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id)
     meta = run_meta_train(

@@ -373,3 +373,37 @@ def test_population_split_over_4_cpu_devices_matches_one_device(cache_env):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
     assert "population (2) is not divisible by the number of devices (4)" in out["errors"][0]
     assert "devices=8 but only 4" in out["errors"][1]
+
+
+def test_two_processes_with_jax_distributed_match_one_process(tmp_path, cache_env):
+    """Two "hosts" (processes on this machine, one CPU device each, gloo collectives) split the
+    lifetimes with `--distributed --devices all`; process 0 writes the files, which match a
+    one-process run."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    common = ["meta-train", "lpg", "--tasks", "chain/short", "--steps", "4", "--no-progress", *TINY_SETS]
+    one = subprocess.run(_cli(*common, "--out", str(tmp_path / "one")), env=cache_env, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-2000:]
+    procs = [
+        subprocess.Popen(
+            _cli(*common, "--out", str(tmp_path / "two"), "--devices", "all", "--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)),
+            env=cache_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+    a = np.genfromtxt(tmp_path / "one" / "metrics.csv", delimiter=",", names=True)
+    b = np.genfromtxt(tmp_path / "two" / "metrics.csv", delimiter=",", names=True)
+    assert a.dtype.names == b.dtype.names
+    for k in a.dtype.names:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-7, err_msg=k)
+    from learned_rl import load_rule
+
+    ra, rb = load_rule(tmp_path / "one" / "rule.eqx"), load_rule(tmp_path / "two" / "rule.eqx")
+    for x, y in zip(jax.tree.leaves(eqx.filter(ra, eqx.is_inexact_array)), jax.tree.leaves(eqx.filter(rb, eqx.is_inexact_array))):
+        np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-6)
