@@ -73,6 +73,7 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=_nonneg_int, default=0)
     m.add_argument("--out", default=None, help="run directory (default runs/meta-<kind>-<tasks>)")
     m.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.eqx")
+    m.add_argument("--init-rule", default=None, metavar="PATH_OR_PRETRAINED", help="start from a saved rule's meta-parameters (warm start), e.g. lpg_tabular")
     m.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints (default 180)")
     m.add_argument("--devices", default=None, help="split the population (LPG lifetimes, ES members) over N devices or 'all' (default: one device)")
     m.add_argument("--distributed", action="store_true", help="several hosts: call jax.distributed.initialize() first (run the same command on every host; use with --devices all)")
@@ -333,6 +334,7 @@ def _cmd_meta_train(args) -> int:
         args.kind, spec, preset=args.preset, steps=steps, seed=args.seed, out=out,
         resume=args.resume, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
         log_every=1 if args.kind == "lpo" else 10, preset_overrides=overrides, devices=args.devices,
+        init_rule=args.init_rule,
     )
     unit = "generations" if args.kind == "lpo" else "steps"
     print(f"Meta-trained {meta['meta_steps']} {unit} ({meta['env_steps']} env steps) on {', '.join(meta['tasks'])}.")

@@ -213,3 +213,26 @@ def test_short_meta_training_improves_fresh_agents_over_untrained_rule(tmp_path)
         finals[name] = final_return(run_seeds(rule, task, cfg, num_seeds=3, seed=1, progress=False).metrics)
     assert meta["skipped_steps"] == 0
     assert finals["learned"].mean() > finals["untrained"].mean() + 2.0, finals
+
+
+def test_warm_start_from_a_saved_rule(tmp_path):
+    from learned_rl.meta._run import warm_start
+
+    over = dict(TINY)
+    run_meta_train("lpg", "chain/short", steps=3, out=tmp_path / "a", progress=False, log_every=1, preset_overrides=over)
+    saved = load_rule(tmp_path / "a" / "rule.eqx")
+    fresh = LPG(LPGNetwork(8, 4, key=jax.random.PRNGKey(5)))
+    warm, record = warm_start("lpg", fresh, str(tmp_path / "a" / "rule.eqx"))
+    for x, y in zip(jax.tree.leaves(eqx.filter(warm, eqx.is_inexact_array)), jax.tree.leaves(eqx.filter(saved, eqx.is_inexact_array))):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert len(record["sha256"]) == 64
+    # another architecture, or another kind of rule, is refused before anything runs
+    with pytest.raises(ValueError, match="architecture differs"):
+        run_meta_train("lpg", "chain/short", steps=3, out=tmp_path / "b", progress=False, preset_overrides=dict(over, hidden_size=16), init_rule=str(tmp_path / "a" / "rule.eqx"))
+    with pytest.raises(CheckpointError, match="expected 'lpg'"):
+        run_meta_train("lpg", "chain/short", steps=3, out=tmp_path / "b", progress=False, preset_overrides=over, init_rule="lpo_gridworld_dense")
+    assert not (tmp_path / "b").exists()
+    # the warm-started run records where it started, so a resume with another start is refused
+    run_meta_train("lpg", "chain/short", steps=2, out=tmp_path / "c", progress=False, log_every=1, checkpoint_every=0.0, preset_overrides=over, init_rule=str(tmp_path / "a" / "rule.eqx"))
+    with pytest.raises(CheckpointError, match="init_rule"):
+        run_meta_train("lpg", "chain/short", steps=4, out=tmp_path / "c", resume=True, progress=False, log_every=1, preset_overrides=over)

@@ -218,6 +218,26 @@ _KINDS = {
 }
 
 
+def warm_start(kind: str, rule, ref: str):
+    """`rule` with the meta-parameters of the saved rule `ref` (a path or a shipped name), and a
+    JSON-able record of where they came from. Raises `ValueError` if `ref` is another kind of rule
+    or has another architecture than `rule`."""
+    from .._registry import _load_learned
+    from .. import pretrained
+
+    loaded = _load_learned(kind, ref)
+    path = pretrained.path(ref) if ref in pretrained.available() else Path(ref)
+    new_p, _ = eqx.partition(loaded, eqx.is_inexact_array)
+    old_p, static = eqx.partition(rule, eqx.is_inexact_array)
+    same = jax.tree.structure(new_p) == jax.tree.structure(old_p) and all(
+        a.shape == b.shape for a, b in zip(jax.tree.leaves(new_p), jax.tree.leaves(old_p))
+    )
+    if not same:
+        raise ValueError(f"--init-rule {ref}: its architecture differs from the preset's (choose the preset it was trained with, or --set its sizes)")
+    header, _ = read_header(path)
+    return eqx.combine(new_p, static), {"ref": ref, "sha256": header["sha256"]}
+
+
 def run_meta_train(
     kind: str,
     tasks_spec: str,
@@ -232,12 +252,16 @@ def run_meta_train(
     checkpoint_every: float = 180.0,
     preset_overrides: dict[str, Any] | None = None,
     devices: int | str | None = None,
+    init_rule: str | None = None,
 ) -> dict[str, Any]:
     """Meta-train a learned rule (`kind` ``"lpg"`` or ``"lpo"``) and write the run directory (see
     the module docstring). For lpo, `steps` counts ES generations and `preset_overrides` may set
     the ES fields (``population``, ``inner_steps``, ``sigma``, ...). `devices` (``None``, ``N`` or
     ``"all"``) splits the estimator's population across devices (`MetaTrainConfig.devices`); it is
     not part of the run's config, so a run may be resumed on a different number of devices.
+    `init_rule` (a rule file or a shipped rule's name, e.g. ``"lpg_tabular"``) starts meta-training
+    from that rule's meta-parameters instead of random ones (warm start); its architecture must be
+    the preset's. It is part of the run's config (with the file's SHA-256).
 
     Everything is validated before any compilation or file write; bad input raises `ValueError`.
     """
@@ -257,6 +281,8 @@ def run_meta_train(
     k_rule, k_meta = jax.random.split(key)
     p, rule, est, cfg = build_fn(preset, steps, preset_overrides, task_objs, k_rule)
     run_config = _jsonable({"kind": kind, "tasks": names, "preset_name": preset, "preset": p, "seed": seed, "log_every": log_every})
+    if init_rule is not None:
+        rule, run_config["init_rule"] = warm_start(kind, rule, init_rule)
     cfg = dataclasses.replace(cfg, devices=devices)
     check_divisible(est.population_size(), mesh, f"{kind} population ({type(est).__name__})")
 
