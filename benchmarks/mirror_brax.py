@@ -16,9 +16,6 @@ An env name without a slash is a Brax env (``hopper`` = ``brax/hopper``, options
 Prints a markdown table (final return ± standard error over seeds, wall time with compile) and
 writes, per env, ``OUT/<env>/{summary.json,metrics.csv,curves.png,config.json}`` (plus
 ``<rule>.partial.json`` as soon as each rule finishes) and ``OUT/results.md``.
-
-Known problem: on jax 0.10.2 CPU a vmapped multi-seed program occasionally stalls with the CPU
-idle (see the README); it happened once here (hopper, dpo, during `init`). Rerun that env.
 """
 
 from __future__ import annotations
