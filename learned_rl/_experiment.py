@@ -9,6 +9,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,8 @@ def plot_curves(path: Path, task_name: str, results: list[RunResult], num_points
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for r in results:
         steps, curve = learning_curve(r.metrics, num_points)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # windows before any episode ended
             mean = np.nanmean(curve, axis=0)
             n = np.sum(np.isfinite(curve), axis=0)
             se = np.nanstd(curve, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1)) if curve.shape[0] > 1 else np.zeros_like(mean)
