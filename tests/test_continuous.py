@@ -190,7 +190,6 @@ def test_a2c_runs_on_continuous_actions(pend_run):
     assert not np.allclose(np.asarray(agent.policy_head.mean.weight), np.asarray(state.agent.policy_head.mean.weight))
 
 
-@pytest.mark.slow
 def test_ppo_learns_pendulum(pendulum):
     """PPO with the `continuous` defaults: from about −1200 (random) to better than −600 in 150k
     steps on every seed (it reaches about −200 by 200k steps)."""
