@@ -5,7 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from learned_rl import pretrained
 from learned_rl.rules import ClipDrift, DPODrift, LPODrift
+from learned_rl.rules._lpo import is_lpo, make_lpo
 
 R = jnp.concatenate([jnp.linspace(0.05, 3.0, 60), jnp.array([1.0])])
 A = jnp.linspace(-4.0, 4.0, 17)
@@ -15,14 +17,33 @@ LPO_PPO_INIT = LPODrift(ppo_init=True, zero_output=False, key=jax.random.PRNGKey
 
 @pytest.mark.parametrize("drift", [ClipDrift(0.2), DPODrift(), LPO_RANDOM, LPO_PPO_INIT, LPODrift(key=jax.random.PRNGKey(2))], ids=["clip", "dpo", "lpo-random", "lpo-ppo-init-random", "lpo-zero"])
 def test_drift_conditions(drift):
+    f = _check_drift(drift)
+    if drift is LPO_RANDOM:
+        assert float(jnp.max(f)) > 0  # a random network really does drift away from r = 1
+
+
+def _check_drift(drift):
+    """f ≥ 0 on the (r, A) grid, f(1, A) = 0 and ∂f/∂r(1, A) = 0; returns f on the grid."""
     rr, aa = jnp.meshgrid(R, A, indexing="ij")
     f = drift(jnp.log(rr), aa)
     assert bool(jnp.all(f >= 0))
     np.testing.assert_allclose(drift(jnp.zeros_like(A), A), 0.0, atol=0)
     dfdr = jax.vmap(jax.grad(lambda r, a: drift(jnp.log(r), a)), (None, 0))(1.0, A)
     np.testing.assert_allclose(dfdr, 0.0, atol=1e-7)
-    if drift is LPO_RANDOM:
-        assert float(jnp.max(f)) > 0  # a random network really does drift away from r = 1
+    return f
+
+
+def test_shipped_lpo_drifts_satisfy_the_conditions_and_were_meta_trained():
+    names = [n for n in pretrained.available() if n.startswith("lpo_")]
+    assert names, "no shipped LPO rule in learned_rl/pretrained"
+    for n in names:
+        rule = pretrained.load(n)
+        assert is_lpo(rule)
+        f = _check_drift(rule.drift)
+        # it really was meta-trained: it differs from PPO-clip somewhere on the grid
+        rr, aa = jnp.meshgrid(R, A, indexing="ij")
+        clip = make_lpo(ppo_init=True).drift(jnp.log(rr), aa)
+        assert float(jnp.max(jnp.abs(f - clip))) > 1e-3
 
 
 def test_dpo_matches_hand_computed_values():
