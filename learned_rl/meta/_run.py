@@ -349,6 +349,7 @@ def run_meta_train(
         "meta_steps": int(state.step),
         "seed": seed,
         "skipped_steps": int(state.skipped),
+        **({"init_rule": run_config["init_rule"]} if "init_rule" in run_config else {}),
         "env_steps": int(state.step) * est.env_steps_per_estimate(),
         **extra,
     }
