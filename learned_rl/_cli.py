@@ -117,7 +117,7 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rule", default="lpg:lpg_tabular")
     d.add_argument("--task", default=DEMO_TASK)
     d.add_argument("--steps", type=_positive_int("--steps"), default=None)
-    d.add_argument("--seeds", type=_positive_int("--seeds"), default=3)
+    d.add_argument("--seeds", type=_positive_int("--seeds"), default=10, help="seeds per rule, vmapped (default 10: chain outcomes vary a lot per seed)")
     d.add_argument("--seed", type=_nonneg_int, default=0)
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--no-progress", action="store_true")
