@@ -201,3 +201,19 @@ def test_ppo_learns_pendulum(pendulum):
     start, final = curve[:, 0], final_return(m)
     assert np.all(start < -900), start
     assert np.all(final > -600), final
+
+
+@pytest.mark.parametrize("drift", [None, DPODrift()], ids=["ppo", "dpo"])
+def test_ppo_and_dpo_train_on_mountain_car_continuous(drift):
+    """A short run on MountainCarContinuous-v0 (1-D actions in [-1, 1]): the agent carries the
+    bounds the rollout clips to, losses are finite, the policy moves and observations are counted."""
+    task = tasks.make("MountainCarContinuous-v0")
+    rule = PPO() if drift is None else PPO(drift=drift)
+    cfg = rule.default_config(task).replace(total_steps=16 * 32 * 4)
+    state0 = init(rule, task, cfg, key=jax.random.PRNGKey(0))
+    assert state0.agent.continuous and state0.agent.action_low == (-1.0,) and state0.agent.action_high == (1.0,)
+    state, m = jax.jit(lambda k: train(rule, task, cfg, key=k))(jax.random.PRNGKey(0))
+    assert np.all(np.isfinite(np.asarray(m["loss"]))) and int(state.update) == 4
+    w0 = np.asarray(state0.agent.policy_head.mean.weight)
+    assert not np.allclose(w0, np.asarray(state.agent.policy_head.mean.weight))
+    assert float(state.obs_norm.count) == 4 * cfg.steps_per_update
