@@ -41,18 +41,25 @@ def make_rule(name: str):
 
 def _load_learned(kind: str, ref: str):
     """A learned rule of `kind` from a shipped name or a file path."""
-    from . import pretrained
     from ._rules_io import load_rule
+
+    return load_rule(rule_file(kind, ref), kind=kind)
+
+
+def rule_file(kind: str, ref: str) -> Path:
+    """The file a learned-rule reference names: a shipped rule's name or a path. Raises
+    `ValueError` for an empty reference or a bare name that is neither."""
+    from . import pretrained
 
     example = {"lpg": "lpg:lpg_tabular", "lpo": "lpo:lpo_gridworld_dense"}[kind]
     if not ref:
         raise ValueError(f"{kind}: needs a rule file or a pretrained name, e.g. {example} or {kind}:runs/meta/rule.eqx")
     if ref in pretrained.available():
-        return load_rule(pretrained.path(ref), kind=kind)
+        return pretrained.path(ref)
     p = Path(ref)
     if not p.exists() and p.suffix != ".eqx" and "/" not in ref:
         raise ValueError(
             f"{kind}:{ref}: no such file and no pretrained rule of that name "
             f"(pretrained: {', '.join(pretrained.available()) or 'none'})"
         )
-    return load_rule(p, kind=kind)
+    return p

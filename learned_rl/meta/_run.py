@@ -33,7 +33,7 @@ import numpy as np
 
 from .._checkpoint import CheckpointError, load, read_header, save
 from .._experiment import write_json
-from .._rules_io import save_rule
+from .._rules_io import load_rule, save_rule
 from ._meta_train import meta_init, meta_train
 from ._presets import build, get_preset
 from ._sharding import check_divisible, host_copy, is_writer, population_mesh
@@ -222,11 +222,10 @@ def warm_start(kind: str, rule, ref: str):
     """`rule` with the meta-parameters of the saved rule `ref` (a path or a shipped name), and a
     JSON-able record of where they came from. Raises `ValueError` if `ref` is another kind of rule
     or has another architecture than `rule`."""
-    from .._registry import _load_learned
-    from .. import pretrained
+    from .._registry import rule_file
 
-    loaded = _load_learned(kind, ref)
-    path = pretrained.path(ref) if ref in pretrained.available() else Path(ref)
+    path = rule_file(kind, ref)
+    loaded = load_rule(path, kind=kind)
     new_p, _ = eqx.partition(loaded, eqx.is_inexact_array)
     old_p, static = eqx.partition(rule, eqx.is_inexact_array)
     same = jax.tree.structure(new_p) == jax.tree.structure(old_p) and all(
