@@ -125,6 +125,31 @@ def test_meta_critic_learns():
     assert np.mean(losses[0.05][-10:]) < np.mean(losses[0.05][:3])
 
 
+def test_task_weights_weight_the_per_task_meta_gradients():
+    """G(w) = (w1 g1 + w2 g2) / (w1 + w2): recover g1, g2 from two weightings, predict a third."""
+    import dataclasses
+
+    ts, est, rule = _tiny_estimator(["chain/short", "gridworld/sparse"], lifetimes_per_task=1, inner_steps=2, num_envs=2, rollout_len=6)
+    state = est.init(rule, ts, key=jax.random.PRNGKey(1))
+    params, static = eqx.partition(rule, eqx.is_inexact_array)
+
+    def grad(weights):
+        e = dataclasses.replace(est, task_weights=weights)
+        g = eqx.filter_jit(lambda p: e.estimate(p, static, state, key=jax.random.PRNGKey(2))[1])(params)
+        return np.concatenate([np.ravel(x) for x in jax.tree.leaves(g)])
+
+    g11, g13, g12 = grad(()), grad((1.0, 3.0)), grad((2.0, 4.0))
+    np.testing.assert_allclose(grad((1.0, 1.0)), g11, rtol=1e-6, atol=1e-9)
+    g2 = 2 * g13 - g11
+    g1 = 3 * g11 - 2 * g13
+    assert np.linalg.norm(g1) > 0 and np.linalg.norm(g2) > 0 and np.linalg.norm(g13 - g11) > 1e-3 * np.linalg.norm(g11)
+    np.testing.assert_allclose(g12, (2 * g1 + 4 * g2) / 6, rtol=1e-3, atol=1e-6 * np.abs(g11).max())
+    with pytest.raises(ValueError, match="one positive weight per task"):
+        dataclasses.replace(est, task_weights=(1.0, 0.0))
+    with pytest.raises(ValueError, match="one positive weight per task"):
+        dataclasses.replace(est, task_weights=(1.0,))
+
+
 def test_bandit_prefers_better_arm_on_synthetic_returns():
     state = bandit_init(4, window=10)
     means = jnp.array([0.1, 0.5, 0.9, 0.3])

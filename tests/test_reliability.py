@@ -235,6 +235,8 @@ def test_diverged_lifetime_is_reset_counted_and_left_out_of_the_meta_gradient():
         (["meta-train", "lpg", "--tasks", "chain/short", "--set", "inner_steps=20", "--set", "lifetime_updates=10"], "longer than a lifetime"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--set", "bogus=1"], "unknown preset fields ['bogus']"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--set", "cell=rnn"], "'lstm' or 'gru'"),
+        (["meta-train", "lpg", "--tasks", "chain/short", "--set", 'task_weights={"chain/long": 2}'], "not meta-trained on: ['chain/long']"),
+        (["meta-train", "lpg", "--tasks", "chain/short", "--set", 'task_weights={"chain/short": -1}'], "map task names to positive numbers"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--set", "meta_lr"], "FIELD=VALUE"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--devices", "0"], "devices must be a positive integer"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--devices", "many"], "devices must be a positive integer or 'all'"),

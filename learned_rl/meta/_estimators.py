@@ -126,6 +126,11 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
     (learning rate × α_y) when its `lifetime_updates` are done. Each lifetime's first length is
     drawn uniformly from [K, lifetime_updates], so the population is staggered.
 
+    The meta-gradient is the mean over tasks of each task's mean over its lifetimes, weighted by
+    `task_weights` (one positive weight per task, in the order of `tasks`; empty = equal weights).
+    The preset field ``task_weights`` (``--set 'task_weights={"gridworld/long_dense": 3}'``) maps
+    task names to weights; unnamed tasks weigh 1.
+
     Divergence: a lifetime whose meta-loss, meta-gradient, agent or meta-critic becomes non-finite
     during a step is left out of that step's meta-gradient (each lifetime's gradient is computed
     separately and the mean is taken over the finite ones), reported to its bandit as ended, and
@@ -155,6 +160,7 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
     checkpoint_inner: bool = eqx.field(static=True, default=True)
     tasks: tuple = eqx.field(static=True, default=())
     return_scales: tuple[float, ...] = eqx.field(static=True, default=())
+    task_weights: tuple[float, ...] = eqx.field(static=True, default=())
 
     def __check_init__(self):
         for name in ("inner_steps", "lifetimes_per_task", "num_envs", "rollout_len", "lifetime_updates", "bandit_window"):
@@ -168,6 +174,10 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
             )
         if not self.learning_rates or not self.alpha_ys or min(self.learning_rates) <= 0 or min(self.alpha_ys) < 0:
             raise ValueError("TruncatedMetaGradient: learning_rates must be positive and alpha_ys non-negative")
+        if self.task_weights and ((self.tasks and len(self.task_weights) != len(self.tasks)) or not all(np.isfinite(w) and w > 0 for w in self.task_weights)):
+            raise ValueError(
+                f"TruncatedMetaGradient.task_weights must hold one positive weight per task ({len(self.tasks)} tasks), got {self.task_weights!r}"
+            )
 
     def population_size(self) -> int:
         return self.lifetimes_per_task
@@ -377,10 +387,11 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
             metrics[f"arm_probs/{name}"] = bandit_probs(bandit, self.bandit_temperature, self.bandit_bonus)
 
         ok = jnp.stack(task_ok)
-        n_tasks = jnp.sum(ok)
-        scale = jnp.where(n_tasks > 0, 1.0 / jnp.maximum(n_tasks, 1), jnp.nan)  # no finite lifetime: NaN, skipped
-        loss = jnp.sum(jnp.where(ok, jnp.stack(task_losses), 0.0)) * scale
-        grads = jax.tree.map(lambda *gs: sum(jnp.where(o, x, 0) for o, x in zip(task_ok, gs)) * scale.astype(gs[0].dtype), *task_grads)
+        w = [float(x) for x in self.task_weights] or [1.0] * len(self.tasks)
+        w_ok = jnp.sum(jnp.where(ok, jnp.asarray(w, jnp.float32), 0.0))
+        scale = jnp.where(w_ok > 0, 1.0 / jnp.where(w_ok > 0, w_ok, 1.0), jnp.nan)  # no finite lifetime: NaN, skipped
+        loss = jnp.sum(jnp.where(ok, jnp.asarray(w, jnp.float32) * jnp.stack(task_losses), 0.0)) * scale
+        grads = jax.tree.map(lambda *gs: sum(jnp.where(o, wi * x, 0) for o, wi, x in zip(task_ok, w, gs)) * scale.astype(gs[0].dtype), *task_grads)
         metrics["critic_loss"] = jnp.mean(jnp.stack([metrics[f"critic_loss/{t.name}"] for t in self.tasks]))
         metrics["agent_resets"] = sum(metrics[f"agent_resets/{t.name}"] for t in self.tasks)
         return loss, grads, TMGState(tuple(groups), tuple(bandits)), metrics

@@ -20,18 +20,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         inner_steps=5, lifetimes_per_task=4, num_envs=16, rollout_len=20, lifetime_updates=500,
         learning_rates=(10.0, 20.0, 40.0, 80.0), alpha_ys=(0.1, 0.5, 1.0),
         betas=(0.01, 0.001, 0.001, 0.001), gamma=0.99, meta_lr=1e-3, max_grad_norm=1.0, steps=6000,
+        task_weights={},
     ),
     "paper": dict(
         hidden_size=256, prediction_dim=30, cell="lstm",
         inner_steps=5, lifetimes_per_task=192, num_envs=64, rollout_len=20, lifetime_updates=2400,
         learning_rates=(20.0, 40.0, 80.0, 160.0, 320.0), alpha_ys=(0.1, 0.5, 1.0),
         betas=(0.01, 0.001, 0.001, 0.001), gamma=0.99, meta_lr=1e-4, max_grad_norm=1.0, steps=100_000,
+        task_weights={},
     ),
     "groove-bench": dict(
         hidden_size=256, prediction_dim=8, cell="gru",
         inner_steps=5, lifetimes_per_task=8, num_envs=64, rollout_len=20, lifetime_updates=2400,
         learning_rates=(20.0, 40.0, 80.0), alpha_ys=(0.1, 0.5, 1.0),
         betas=(0.05, 0.001, 0.005, 0.001), gamma=0.99, meta_lr=1e-4, max_grad_norm=1.0, steps=1000,
+        task_weights={},
     ),
 }
 
@@ -72,6 +75,10 @@ def _check_field(name: str, value, default) -> None:
     elif name == "cell":
         if value not in ("lstm", "gru"):
             raise ValueError(f"{bad} must be 'lstm' or 'gru', got {value!r}")
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict) and all(isinstance(k, str) and _is_real(w) and w > 0 for k, w in value.items())
+        if not ok:
+            raise ValueError(f'{bad} must map task names to positive numbers, e.g. {{"gridworld/long_dense": 3}}, got {value!r}')
     elif isinstance(default, tuple):
         if not isinstance(value, (list, tuple)) or not value or not all(_is_real(x) and x >= 0 for x in value):
             raise ValueError(f"{bad} must be a non-empty list of non-negative numbers, got {value!r}")
@@ -90,5 +97,12 @@ def build(preset: dict[str, Any], tasks: list, *, key):
         key=key,
     )
     est = TruncatedMetaGradient(**{k: (tuple(preset[k]) if isinstance(preset[k], list) else preset[k]) for k in ESTIMATOR_FIELDS}).bind(tasks)
+    weights = dict(preset.get("task_weights") or {})
+    names = [t.name for t in tasks]
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise ValueError(f"preset field 'task_weights' names tasks that are not meta-trained on: {unknown} (tasks: {', '.join(names)})")
+    if weights:
+        est = dataclasses.replace(est, task_weights=tuple(float(weights.get(n, 1.0)) for n in names))
     cfg = MetaTrainConfig(steps=int(preset["steps"]), meta_lr=float(preset["meta_lr"]), max_grad_norm=float(preset["max_grad_norm"]))
     return rule, est, cfg
