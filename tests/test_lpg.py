@@ -246,6 +246,12 @@ def test_warm_start_from_a_saved_rule(tmp_path):
     over = dict(TINY)
     run_meta_train("lpg", "chain/short", steps=3, out=tmp_path / "a", progress=False, log_every=1, preset_overrides=over)
     saved = load_rule(tmp_path / "a" / "rule.eqx")
+    # the rule records the preset overrides it was trained with (with the preset name)
+    from learned_rl._checkpoint import read_header
+
+    meta = read_header(tmp_path / "a" / "rule.eqx")[0]["config"]["metadata"]
+    assert meta["preset"] == "cpu" and meta["preset_overrides"]["lifetime_updates"] == TINY["lifetime_updates"]
+    assert meta["preset_overrides"]["learning_rates"] == list(TINY["learning_rates"])
     fresh = LPG(LPGNetwork(8, 4, key=jax.random.PRNGKey(5)))
     warm, record = warm_start("lpg", fresh, str(tmp_path / "a" / "rule.eqx"))
     for x, y in zip(jax.tree.leaves(eqx.filter(warm, eqx.is_inexact_array)), jax.tree.leaves(eqx.filter(saved, eqx.is_inexact_array))):

@@ -342,9 +342,11 @@ def run_meta_train(
         bar.close()
     checkpoint(state)
     rule, extra = finish_fn(rule, state, est)
+    overrides = _jsonable({k: v for k, v in (preset_overrides or {}).items() if v is not None})
     meta = {
         "tasks": names,
         "preset": preset,
+        **({"preset_overrides": overrides} if overrides else {}),
         "meta_steps": int(state.step),
         "seed": seed,
         "skipped_steps": int(state.skipped),
