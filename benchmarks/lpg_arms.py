@@ -19,15 +19,14 @@ import argparse
 import os
 import platform
 
-import equinox as eqx
 import jax
 import numpy as np
 
 import tasks
 from learned_rl._checkpoint import read_header
 from learned_rl._experiment import run_seeds, summarize
-from learned_rl._registry import make_rule, rule_file
-from learned_rl._rules_io import save_rule
+from learned_rl._registry import rule_file
+from learned_rl._rules_io import load_rule, save_rule
 
 
 def _floats(text: str) -> list[float]:
@@ -52,19 +51,20 @@ def main():
     args = ap.parse_args()
     if args.seeds <= 0:
         raise SystemExit("error: --seeds must be positive")
-    rule = make_rule(f"lpg:{args.rule}")
+    path = rule_file("lpg", args.rule)
+    rule = load_rule(path, kind="lpg")
     arms = [(lr, ay) for lr in _floats(args.learning_rates) for ay in _floats(args.alpha_ys)]
     names = tasks.resolve(args.tasks)
+    task_objs = [tasks.make(n) for n in names]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}")
     print(f"rule: {args.rule} (stored arm: lr {rule.learning_rate:g}, alpha_y {rule.alpha_y:g}); seeds {args.seed}..{args.seed + args.seeds - 1}\n")
     print("| arm (lr, α_y) | " + " | ".join(n.split("/")[-1] for n in names) + " | mean |")
     print("|---|" + "---|" * (len(names) + 1))
     table = {}
     for lr, ay in arms:
-        r = eqx.tree_at(lambda x: (x.learning_rate, x.alpha_y), rule, (lr, ay))
+        r = rule.with_arm(lr, ay)
         scores = []
-        for name in names:
-            task = tasks.make(name)
+        for name, task in zip(names, task_objs):
             s = summarize(task, run_seeds(r, task, r.default_config(task), num_seeds=args.seeds, seed=args.seed, progress=False))
             if "normalized_return" not in s:
                 raise SystemExit(f"error: {name} has no known optimal return; choose tabular tasks")
@@ -75,7 +75,7 @@ def main():
     lr, ay = (float(x) for x in best.split(","))
     print(f"\nbest mean: lr {lr:g}, alpha_y {ay:g}")
     if args.write:
-        header, _ = read_header(rule_file("lpg", args.rule))
+        header, _ = read_header(path)
         meta = dict(header["config"].get("metadata", {}))
         meta["arm_selection"] = {
             "command": "python benchmarks/lpg_arms.py " + " ".join(
@@ -84,8 +84,7 @@ def main():
             "tasks": names, "seeds": args.seeds, "base_seed": args.seed,
             "fraction_of_optimal": table, "chosen": {"learning_rate": lr, "alpha_y": ay},
         }
-        chosen = eqx.tree_at(lambda x: (x.learning_rate, x.alpha_y), rule, (lr, ay))
-        print(f"wrote {save_rule(args.write, chosen, metadata=meta)}")
+        print(f"wrote {save_rule(args.write, rule.with_arm(lr, ay), metadata=meta)}")
 
 
 if __name__ == "__main__":

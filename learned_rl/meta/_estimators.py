@@ -388,9 +388,10 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
 
         ok = jnp.stack(task_ok)
         w = [float(x) for x in self.task_weights] or [1.0] * len(self.tasks)
-        w_ok = jnp.sum(jnp.where(ok, jnp.asarray(w, jnp.float32), 0.0))
-        scale = jnp.where(w_ok > 0, 1.0 / jnp.where(w_ok > 0, w_ok, 1.0), jnp.nan)  # no finite lifetime: NaN, skipped
-        loss = jnp.sum(jnp.where(ok, jnp.asarray(w, jnp.float32) * jnp.stack(task_losses), 0.0)) * scale
+        w_ok = jnp.where(ok, jnp.asarray(w, jnp.float32), 0.0)  # weights of tasks with a finite lifetime
+        total = jnp.sum(w_ok)
+        scale = jnp.where(total > 0, 1.0 / jnp.where(total > 0, total, 1.0), jnp.nan)  # no finite lifetime: NaN, skipped
+        loss = jnp.sum(jnp.where(ok, w_ok * jnp.stack(task_losses), 0.0)) * scale  # a failed task may have a NaN loss
         grads = jax.tree.map(lambda *gs: sum(jnp.where(o, wi * x, 0) for o, wi, x in zip(task_ok, w, gs)) * scale.astype(gs[0].dtype), *task_grads)
         metrics["critic_loss"] = jnp.mean(jnp.stack([metrics[f"critic_loss/{t.name}"] for t in self.tasks]))
         metrics["agent_resets"] = sum(metrics[f"agent_resets/{t.name}"] for t in self.tasks)

@@ -188,7 +188,7 @@ def _es_plot(path: Path, rows: list[dict[str, Any]], est) -> None:
 
 def _lpg_finish(rule, state, est):
     lr, alpha = preferred_arm(state, est)
-    rule = eqx.tree_at(lambda r: (r.learning_rate, r.alpha_y), rule, (float(lr), float(alpha)))
+    rule = rule.with_arm(lr, alpha)
     return rule, {"preferred_arm": {"learning_rate": lr, "alpha_y": alpha}}
 
 

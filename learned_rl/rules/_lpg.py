@@ -188,6 +188,10 @@ class LPG(AbstractUpdateRule):
             cfg = cfg.replace(learning_rate=float(self.learning_rate))
         return cfg
 
+    def with_arm(self, learning_rate: float, alpha_y: float) -> "LPG":
+        """This rule with other agent hyperparameters (the same meta-parameters)."""
+        return eqx.tree_at(lambda r: (r.learning_rate, r.alpha_y), self, (float(learning_rate), float(alpha_y)))
+
     def config(self) -> dict:
         """The JSON-able config that rebuilds this rule's structure (see `save_rule`)."""
         return {
