@@ -2,7 +2,8 @@
 the optimal return with A2C (tuned defaults) and with the untrained rule (same architecture and
 agent hyperparameters, random meta-network weights), at the same number of env steps.
 
-Run: `.venv/bin/python benchmarks/lpg_quality.py [--rule lpg_tabular] [--tasks lpg-tabular] [--seeds 5] [--steps N]`
+Run: `.venv/bin/python benchmarks/lpg_quality.py [--rule lpg_tabular] [--tasks lpg-tabular] [--seeds 5] [--steps N]
+[--also lpg-v:PATH,lpg:OTHER]` (`--also`: more rules, one column each, e.g. LPG-V or an older rule).
 Prints a markdown table (mean ± standard error over seeds). Levels are sampled per seed from each
 task's distribution; every rule sees the same levels (same seeds).
 """
@@ -31,18 +32,20 @@ def main():
     ap.add_argument("--tasks", default="lpg-tabular")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=None, help="env steps per run (default: A2C's default for the family)")
+    ap.add_argument("--also", default="", help="comma-separated extra rules (CLI names), one column each")
     args = ap.parse_args()
     learned = make_rule(f"lpg:{args.rule}")
+    extra = [(n, make_rule(n)) for n in args.also.split(",") if n.strip()]
     untrained = LPG.from_config(learned.config(), key=jax.random.PRNGKey(12345))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}")
     print(f"rule: {args.rule} (agent lr {learned.learning_rate:g}, alpha_y {learned.alpha_y:g}); {args.seeds} seeds\n")
-    print("| task | env steps | A2C | LPG (learned) | LPG (untrained) |")
-    print("|---|---|---|---|---|")
+    print("| task | env steps | A2C | LPG (learned) | LPG (untrained) |" + "".join(f" {n} |" for n, _ in extra))
+    print("|---|---|---|---|---|" + "---|" * len(extra))
     for name in tasks.resolve(args.tasks):
         task = tasks.make(name)
         cells = []
         steps = None
-        for rule in (A2C(), learned, untrained):
+        for rule in (A2C(), learned, untrained, *(r for _, r in extra)):
             cfg = rule.default_config(task)
             if args.steps:
                 cfg = cfg.replace(total_steps=args.steps)

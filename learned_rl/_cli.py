@@ -53,7 +53,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list tasks and named task sets")
 
     t = sub.add_parser("train", help="train fresh agents with an update rule (seeds vmapped)")
-    t.add_argument("--rule", required=True, help="a2c | ppo | dpo | lpg:PATH_OR_PRETRAINED | lpo:PATH_OR_PRETRAINED")
+    t.add_argument("--rule", required=True, help="a2c | ppo | dpo | lpg:PATH_OR_PRETRAINED | lpg-v:PATH_OR_PRETRAINED | lpo:PATH_OR_PRETRAINED")
     t.add_argument("--task", required=True, help="a task name (see `learned-rl tasks`)")
     t.add_argument("--steps", type=_positive_int("--steps"), default=None, help="env steps per seed (default: the rule's default for the task family)")
     t.add_argument("--seeds", type=_positive_int("--seeds"), default=3, help="number of seeds, vmapped (default 3)")
@@ -70,6 +70,7 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--generations", type=_positive_int("--generations"), default=None, help="lpo: ES generations (= meta-steps)")
     m.add_argument("--population", type=_positive_int("--population"), default=None, help="lpo: ES population, even (default 32)")
     m.add_argument("--inner-steps", type=_positive_int("--inner-steps"), default=None, help="lpo: env steps of each member's training run (default 100000)")
+    m.add_argument("--variant", choices=["y", "v"], default=None, help="lpg: y (LPG, default: the rule learns what to predict) | v (LPG-V: a TD(λ) value instead of y; only π̂ is meta-learned)")
     m.add_argument("--seed", type=_nonneg_int, default=0)
     m.add_argument("--out", default=None, help="run directory (default runs/meta-<kind>-<tasks>)")
     m.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.eqx")
@@ -309,6 +310,10 @@ def _cmd_meta_train(args) -> int:
             if v is not None:
                 raise ValueError(f"{flag} is an lpo option (meta-train lpo)")
         steps = args.steps
+        if args.variant is not None:
+            overrides = {"variant": args.variant}
+    if args.kind == "lpo" and args.variant is not None:
+        raise ValueError("--variant is an lpg option (meta-train lpg)")
     dist = (args.coordinator, args.num_processes, args.process_id)
     if not args.distributed and any(v is not None for v in dist):
         raise ValueError("--coordinator, --num-processes and --process-id need --distributed")

@@ -183,6 +183,13 @@ def init(rule, task, config: TrainConfig, *, key: PRNGKeyArray, env_params=None)
 
 def update_step(rule, task, config: TrainConfig, state: LearnerState) -> tuple[LearnerState, dict[str, Array]]:
     """One rollout and one rule update. Returns the new state and this update's metrics."""
+    new, metrics, _ = update_step_with_trajectory(rule, task, config, state)
+    return new, metrics
+
+
+def update_step_with_trajectory(rule, task, config: TrainConfig, state: LearnerState):
+    """`update_step`, also returning the trajectory the update was computed on (the LPG
+    meta-critic trains on every rollout of a meta-step). Returns `(state, metrics, trajectory)`."""
     optimizer = make_optimizer(config, _grad_steps(rule))
     key, k_roll, k_upd = jax.random.split(state.key, 3)
     carry, traj, stats = collect(
@@ -197,7 +204,7 @@ def update_step(rule, task, config: TrainConfig, state: LearnerState) -> tuple[L
         "length_sum": stats.length_sum,
         "episodes": stats.count,
     }
-    return new, metrics
+    return new, metrics, traj
 
 
 def run(rule, task, config: TrainConfig, state: LearnerState, num_updates: int):

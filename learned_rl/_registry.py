@@ -5,12 +5,13 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-RULE_NAMES = ("a2c", "ppo", "dpo", "lpg:PATH_OR_PRETRAINED", "lpo:PATH_OR_PRETRAINED")
+RULE_NAMES = ("a2c", "ppo", "dpo", "lpg:PATH_OR_PRETRAINED", "lpg-v:PATH_OR_PRETRAINED", "lpo:PATH_OR_PRETRAINED")
 
 
 def make_rule(name: str):
     """Build an update rule from its CLI name: ``a2c``, ``ppo``, ``dpo`` (PPO's objective with the
-    DPO drift), ``lpg:PATH_OR_PRETRAINED`` or ``lpo:PATH_OR_PRETRAINED`` (a `rule.eqx` file, or
+    DPO drift), ``lpg:PATH_OR_PRETRAINED``, ``lpg-v:PATH_OR_PRETRAINED`` (LPG-V, the ablation with a
+    TD(λ) value instead of y; ``lpg:`` loads it too) or ``lpo:PATH_OR_PRETRAINED`` (a `rule.eqx` file, or
     the name of a shipped rule such as ``lpg_tabular`` or ``lpo_gridworld_dense``; an LPO rule is
     PPO with a learned drift).
 
@@ -31,10 +32,15 @@ def make_rule(name: str):
         from .rules import DPODrift
 
         return baselines.PPO(drift=DPODrift())
+    if low.startswith("lpg-v:"):
+        rule = _load_learned("lpg", key[len("lpg-v:") :])
+        if rule.variant != "v":
+            raise ValueError(f"{name}: holds an LPG rule (it learns y), not LPG-V; use lpg:{key[len('lpg-v:'):]}")
+        return rule
     for kind in ("lpg", "lpo"):
         if low.startswith(kind + ":"):
             return _load_learned(kind, key[len(kind) + 1 :])
-    close = difflib.get_close_matches(low, ["a2c", "ppo", "dpo", "lpg", "lpo"], n=3)
+    close = difflib.get_close_matches(low, ["a2c", "ppo", "dpo", "lpg", "lpg-v", "lpo"], n=3)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ValueError(f"Unknown rule {name!r}.{hint} Known rules: {', '.join(RULE_NAMES)}.")
 

@@ -21,7 +21,7 @@ import optax
 from jaxtyping import Array, PRNGKeyArray
 
 from .._agent import AgentConfig, make_agent
-from .._learner import LearnerState, TrainConfig, init as learner_init, update_step
+from .._learner import LearnerState, TrainConfig, init as learner_init, update_step_with_trajectory
 from .._returns import gae, normalize
 from .._rollout import collect
 from ..rules._base import apply_gradients, batched, batched_value, categorical_log_prob_entropy
@@ -100,6 +100,7 @@ class Lifetime(eqx.Module):
     late_return_count: Array
     return_ema: Array
     return_seen: Array
+    staggered: Array  # the population's first lifetime in this slot (random length): not reported to the bandit
 
 
 class TMGState(eqx.Module):
@@ -113,18 +114,34 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
     """LPG's estimator: K agent updates with the rule, then an actor-critic meta-objective on a
     fresh rollout of the updated agent, differentiated through all K updates.
 
-    The meta-loss of one lifetime is
+    The meta-loss of one lifetime is, with ``regularizer="paper"``,
 
-        −E[log π_θK(a|s) · Â] − β0 H(π_θK) − β1 H(y_θK) + β2 E[π̂²] + β3 E[‖ŷ‖²],
+        −E[log π_θK(a|s) · Â] − β0 H(π_θK) − β1 H(y_θK) + β2 E[π̂²] + β3 E[‖ŷ‖²]
 
-    with Â = normalised GAE(γ, λ) from a meta-critic V_ψ that belongs to the lifetime, is used only
-    for meta-training, and is trained on every meta-rollout with Adam (its loss is reported as
-    ``critic_loss``). π̂ and ŷ are the rule's outputs during the K updates.
+    (‖ŷ‖² on probabilities), and with ``regularizer="logits"`` (DiscoRL's form)
+
+        −E[log π_θK(a|s) · Â] − β0 H(π_θK) + β1 E[(mean_m y-logits_θK)²] + β2 E[π̂²] + β3 E[(mean_m ŷ-logits)²].
+
+    Both of the paper's y terms are optimal at a *uniform* y / ŷ, so they pull against the signal
+    that teaches the rule what to predict; the logit form only bounds the logits' common offset,
+    which softmax ignores, and leaves the shape of y and ŷ to the meta-gradient. For LPG-V (no y)
+    the y terms are absent. π̂ and ŷ are the rule's outputs during the K updates.
+
+    Â = normalised GAE(γ, λ) from a meta-critic V_ψ that belongs to the lifetime, is used only for
+    meta-training, and takes one Adam step per meta-step on the TD(λ) errors of all K + 1 rollouts
+    of the meta-step (the K the agent learned from and the fresh one); its loss is reported as
+    ``critic_loss``. Â comes from the critic before that step.
 
     Lifetimes are grouped by task (one vmapped batch per task, since tasks differ in observation
     shapes); each restarts with a new level from its task distribution and a new bandit arm
     (learning rate × α_y) when its `lifetime_updates` are done. Each lifetime's first length is
-    drawn uniformly from [K, lifetime_updates], so the population is staggered.
+    drawn uniformly from [K, lifetime_updates], so the population is staggered; these first,
+    shortened lifetimes are not reported to the bandit (their final return would credit an arm
+    for a lifetime it did not live), only the full-length ones after them.
+
+    `inner_steps` K may be anything up to `lifetime_updates`; with `checkpoint_inner` each inner
+    update is rematerialised on the backward pass (`jax.checkpoint`), so memory grows with K by
+    one agent state per update, not by every intermediate of the update.
 
     The meta-gradient is the mean over tasks of each task's mean over its lifetimes, weighted by
     `task_weights` (one positive weight per task, in the order of `tasks`; empty = equal weights).
@@ -161,8 +178,11 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
     tasks: tuple = eqx.field(static=True, default=())
     return_scales: tuple[float, ...] = eqx.field(static=True, default=())
     task_weights: tuple[float, ...] = eqx.field(static=True, default=())
+    regularizer: str = eqx.field(static=True, default="logits")
 
     def __check_init__(self):
+        if self.regularizer not in ("paper", "logits"):
+            raise ValueError(f"TruncatedMetaGradient.regularizer must be 'paper' or 'logits', got {self.regularizer!r}")
         for name in ("inner_steps", "lifetimes_per_task", "num_envs", "rollout_len", "lifetime_updates", "bandit_window"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v <= 0:
@@ -225,7 +245,7 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
 
     # ------------------------------------------------------------------ lifetimes
 
-    def _new_lifetime(self, rule, task, bandit: BanditState, length, *, key) -> Lifetime:
+    def _new_lifetime(self, rule, task, bandit: BanditState, length, *, key, staggered: bool = False) -> Lifetime:
         k_arm, k_learner, k_critic = jax.random.split(key, 3)
         cfg = self._train_config(task)
         arm = bandit_sample(bandit, key=k_arm, temperature=self.bandit_temperature, bonus=self.bandit_bonus)
@@ -235,7 +255,7 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
         critic = make_agent(task, cfg.agent, prediction_dim=0, value=True, key=k_critic)
         critic_opt = self._critic_optimizer(task).init(eqx.filter(critic, eqx.is_inexact_array))
         z = jnp.zeros((), jnp.float32)
-        return Lifetime(learner, critic, critic_opt, arm, jnp.zeros((), jnp.int32), jnp.asarray(length, jnp.int32), z, z, z, jnp.zeros((), bool))
+        return Lifetime(learner, critic, critic_opt, arm, jnp.zeros((), jnp.int32), jnp.asarray(length, jnp.int32), z, z, z, jnp.zeros((), bool), jnp.asarray(staggered))
 
     def init(self, rule, tasks, *, key):
         est = self if self.tasks else self.bind(tasks)
@@ -245,7 +265,7 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
             k_len, k_new = jax.random.split(jax.random.fold_in(key, i))
             lengths = jax.random.randint(k_len, (est.lifetimes_per_task,), est.inner_steps, est.lifetime_updates + 1)
             keys = jax.random.split(k_new, est.lifetimes_per_task)
-            groups.append(jax.vmap(lambda k, n: est._new_lifetime(rule, task, bandit, n, key=k))(keys, lengths))
+            groups.append(jax.vmap(lambda k, n: est._new_lifetime(rule, task, bandit, n, key=k, staggered=True))(keys, lengths))
             bandits.append(bandit)
         return TMGState(tuple(groups), tuple(bandits))
 
@@ -259,24 +279,31 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
         K = self.inner_steps
 
         def inner(state, _):
-            return update_step(rule, task, cfg, state)
+            state, m, traj = update_step_with_trajectory(rule, task, cfg, state)
+            return state, (m, traj)
 
         if self.checkpoint_inner:
             inner = jax.checkpoint(inner)
-        learner, m = jax.lax.scan(inner, lt.learner, None, length=K)
+        learner, (m, inner_trajs) = jax.lax.scan(inner, lt.learner, None, length=K)
 
         # fresh rollout of the updated agent (the environments continue)
         k_roll, key = jax.random.split(key)
         carry, traj, stats = collect(learner.agent, task.env, learner.env_params, learner.env, self.rollout_len, key=k_roll)
         learner = LearnerState(learner.agent, learner.opt_state, learner.env_params, carry, learner.key, learner.update)
 
-        # meta-critic
+        # meta-critic: TD(λ) on all K + 1 rollouts; the meta-loss uses the last one's advantages
+        all_trajs = jax.lax.stop_gradient(jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]], axis=0), inner_trajs, traj))
+
         def critic_loss_fn(critic):
-            v = batched_value(critic, traj.obs)
-            nv = batched_value(critic, traj.next_obs) * (1.0 - traj.terminated)
-            adv = gae(traj.reward, jax.lax.stop_gradient(v), jax.lax.stop_gradient(nv), traj.done, rule.gamma, self.gae_lambda)
-            target = jax.lax.stop_gradient(adv + v)
-            return 0.5 * jnp.mean((v - target) ** 2), adv
+            def one(tr):
+                v = batched_value(critic, tr.obs)
+                nv = batched_value(critic, tr.next_obs) * (1.0 - tr.terminated)
+                adv = gae(tr.reward, jax.lax.stop_gradient(v), jax.lax.stop_gradient(nv), tr.done, rule.gamma, self.gae_lambda)
+                target = jax.lax.stop_gradient(adv + v)
+                return 0.5 * jnp.mean((v - target) ** 2), adv
+
+            losses, advs = jax.vmap(one)(all_trajs)
+            return jnp.mean(losses), advs[-1]
 
         (critic_loss, adv), cgrads = jax.value_and_grad(critic_loss_fn, has_aux=True)(lt.critic)
         critic, critic_opt = apply_gradients(lt.critic, cgrads, lt.critic_opt, self._critic_optimizer(task))
@@ -284,17 +311,18 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
 
         out = batched(learner.agent, traj.obs)
         logp, entropy = categorical_log_prob_entropy(out.logits, traj.action)
-        log_y = jax.nn.log_softmax(out.y_logits)
-        y_entropy = -jnp.sum(jnp.exp(log_y) * log_y, axis=-1)
         b0, b1, b2, b3 = self.betas
         pg = -jnp.mean(logp * adv)
-        meta_loss = (
-            pg
-            - b0 * jnp.mean(entropy)
-            - b1 * jnp.mean(y_entropy)
-            + b2 * jnp.mean(m["pi_hat_sq"])
-            + b3 * jnp.mean(m["y_hat_sq"])
-        )
+        meta_loss = pg - b0 * jnp.mean(entropy) + b2 * jnp.mean(m["pi_hat_sq"])
+        if out.y_logits is not None:
+            log_y = jax.nn.log_softmax(out.y_logits)
+            y_entropy = -jnp.sum(jnp.exp(log_y) * log_y, axis=-1)
+            if self.regularizer == "paper":
+                meta_loss = meta_loss - b1 * jnp.mean(y_entropy) + b3 * jnp.mean(m["y_hat_sq"])
+            else:
+                meta_loss = meta_loss + b1 * jnp.mean(jnp.mean(out.y_logits, axis=-1) ** 2) + b3 * jnp.mean(m["y_hat_logit_mean_sq"])
+        else:
+            y_entropy = jnp.zeros_like(entropy)
 
         # lifetime bookkeeping (no gradient)
         sg = jax.lax.stop_gradient
@@ -315,6 +343,7 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
             lt.late_return_count + jnp.where(late, n, 0.0),
             ema,
             lt.return_seen | (n > 0),
+            lt.staggered,
         )
         aux = {
             "meta_pg_loss": pg,
@@ -370,7 +399,7 @@ class TruncatedMetaGradient(AbstractMetaEstimator):
                 arm, f, e = x
                 return bandit_update(b, arm, f, e), None
 
-            bandit, _ = jax.lax.scan(push, bandit, (old.arm, final, reset & jnp.isfinite(final)))
+            bandit, _ = jax.lax.scan(push, bandit, (old.arm, final, reset & jnp.isfinite(final) & ~old.staggered))
             k_new = constrain_population(jax.random.split(keys[2 * i + 1], N))
             fresh = jax.vmap(lambda k: self._new_lifetime(rule, task, bandit, self.lifetime_updates, key=k))(k_new)
             lts = jax.tree.map(

@@ -1,7 +1,9 @@
 """Named LPG meta-training presets: sizes of the meta-network, the population and the lifetimes.
 
 - ``cpu`` (default): sized for 2 CPU cores. A 64-unit LSTM, m = 8, K = 5, 4 lifetimes per task of
-  16 envs × 20 steps, lifetimes of 500 agent updates (160k env steps), meta-lr 1e-3.
+  16 envs × 20 steps, lifetimes of 3,125 agent updates (1M env steps: the budget the tabular grid
+  worlds are evaluated at, in the envs × steps the saved rule then trains with), agent learning
+  rates 5–40, meta-lr 1e-3.
 - ``paper``: the paper's sizes (LSTM 256, m = 30, K = 5, 64 envs × 20 steps, ~2,400-update
   lifetimes, 960 lifetimes in all, meta-lr 1e-4, β = (0.01, 0.001, 0.001, 0.001)) for accelerators.
 - ``groove-bench``: the sizes of the public JAX LPG reference used by `benchmarks/lpg_meta.py`
@@ -17,8 +19,8 @@ from typing import Any
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(
         hidden_size=64, prediction_dim=8, cell="lstm",
-        inner_steps=5, lifetimes_per_task=4, num_envs=16, rollout_len=20, lifetime_updates=500,
-        learning_rates=(10.0, 20.0, 40.0, 80.0), alpha_ys=(0.1, 0.5, 1.0),
+        inner_steps=5, lifetimes_per_task=4, num_envs=16, rollout_len=20, lifetime_updates=3125,
+        learning_rates=(5.0, 10.0, 20.0, 40.0), alpha_ys=(0.1, 0.5, 1.0),
         betas=(0.01, 0.001, 0.001, 0.001), gamma=0.99, meta_lr=1e-3, max_grad_norm=1.0, steps=6000,
         task_weights={},
     ),
@@ -38,14 +40,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
-ESTIMATOR_FIELDS = ("inner_steps", "lifetimes_per_task", "num_envs", "rollout_len", "lifetime_updates", "learning_rates", "alpha_ys", "betas")
+ESTIMATOR_FIELDS = ("inner_steps", "lifetimes_per_task", "num_envs", "rollout_len", "lifetime_updates", "learning_rates", "alpha_ys", "betas", "regularizer")
+
+# Fields every preset shares (and a preset may override): `variant` "y" (LPG) or "v" (LPG-V,
+# `meta-train lpg --variant v`); `regularizer` "logits" or "paper" (see `TruncatedMetaGradient`).
+COMMON = dict(variant="y", regularizer="logits")
+CHOICES = {"variant": ("y", "v"), "regularizer": ("paper", "logits"), "cell": ("lstm", "gru")}
 
 
 def get_preset(name: str, **overrides) -> dict[str, Any]:
     """A preset by name, with overrides. Unknown names or fields raise `ValueError`."""
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}. Known presets: {', '.join(PRESETS)}")
-    p = dict(PRESETS[name])
+    p = {**COMMON, **PRESETS[name]}
     unknown = set(overrides) - set(p)
     if unknown:
         raise ValueError(f"unknown preset fields {sorted(unknown)} (fields: {', '.join(p)})")
@@ -72,9 +79,9 @@ def _check_field(name: str, value, default) -> None:
     elif isinstance(default, float):
         if not _is_real(value) or value <= 0 or (name == "gamma" and value > 1):
             raise ValueError(f"{bad} must be a positive number{' at most 1' if name == 'gamma' else ''}, got {value!r}")
-    elif name == "cell":
-        if value not in ("lstm", "gru"):
-            raise ValueError(f"{bad} must be 'lstm' or 'gru', got {value!r}")
+    elif name in CHOICES:
+        if value not in CHOICES[name]:
+            raise ValueError(f"{bad} must be {' or '.join(map(repr, CHOICES[name]))}, got {value!r}")
     elif isinstance(default, dict):
         ok = isinstance(value, dict) and all(isinstance(k, str) and _is_real(w) and w > 0 for k, w in value.items())
         if not ok:
@@ -93,7 +100,11 @@ def build(preset: dict[str, Any], tasks: list, *, key):
     from ._meta_train import MetaTrainConfig
 
     rule = LPG.from_config(
-        {"hidden_size": preset["hidden_size"], "prediction_dim": preset["prediction_dim"], "cell": preset["cell"], "gamma": preset["gamma"]},
+        {
+            "hidden_size": preset["hidden_size"], "prediction_dim": preset["prediction_dim"], "cell": preset["cell"],
+            "gamma": preset["gamma"], "variant": preset.get("variant", "y"),
+            "regime": {k: preset[k] for k in ("num_envs", "rollout_len", "lifetime_updates")},
+        },
         key=key,
     )
     est = TruncatedMetaGradient(**{k: (tuple(preset[k]) if isinstance(preset[k], list) else preset[k]) for k in ESTIMATOR_FIELDS}).bind(tasks)

@@ -228,13 +228,18 @@ def warm_start(kind: str, rule, ref: str):
     loaded = load_rule(path, kind=kind)
     new_p, _ = eqx.partition(loaded, eqx.is_inexact_array)
     old_p, static = eqx.partition(rule, eqx.is_inexact_array)
-    same = jax.tree.structure(new_p) == jax.tree.structure(old_p) and all(
-        a.shape == b.shape for a, b in zip(jax.tree.leaves(new_p), jax.tree.leaves(old_p))
+    # the meta-parameters must match leaf for leaf (path and shape); static agent settings such as
+    # the recorded regime may differ and are the preset's
+    new_l = jax.tree_util.tree_leaves_with_path(new_p)
+    old_l = jax.tree_util.tree_leaves_with_path(old_p)
+    same = len(new_l) == len(old_l) and all(
+        jax.tree_util.keystr(pa) == jax.tree_util.keystr(pb) and a.shape == b.shape for (pa, a), (pb, b) in zip(new_l, old_l)
     )
     if not same:
         raise ValueError(f"--init-rule {ref}: its architecture differs from the preset's (choose the preset it was trained with, or --set its sizes)")
     header, _ = read_header(path)
-    return eqx.combine(new_p, static), {"ref": ref, "sha256": header["sha256"]}
+    params = jax.tree.unflatten(jax.tree.structure(old_p), [a for _, a in new_l])
+    return eqx.combine(params, static), {"ref": ref, "sha256": header["sha256"]}
 
 
 def run_meta_train(

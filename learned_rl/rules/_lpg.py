@@ -1,4 +1,4 @@
-"""LPG (Oh et al. 2020): a learned update rule.
+"""LPG (Oh et al. 2020): a learned update rule, and its LPG-V ablation.
 
 `LPGNetwork` reads an agent's trajectory *backwards* and outputs, for every step, a policy target
 π̂_t (a scalar) and a prediction target ŷ_t ∈ Δ^m. `LPG` is the update rule built on it: the agent
@@ -7,18 +7,37 @@ minimises
     L(θ) = −E[ log π_θ(a_t|s_t) · π̂_t ]  +  α_y · E[ KL( y_θ(s_t) ‖ ŷ_t ) ],
 
 which is the paper's update ``Δθ ∝ E[∇log π·π̂ − α_y ∇KL(y‖ŷ)]`` (the paper's sign convention: a
-positive π̂ *raises* the probability of the action taken). The agent's π(a|s), y(s) and y(s') enter
-the network with `stop_gradient`, so the agent gradient flows only through the log π and KL terms.
+positive π̂ *raises* the probability of the action taken).
 
 Network inputs per step: ``[r_t, d_t, γ, π(a_t|s_t), φ(y(s_t)), φ(y(s_{t+1}))]``, where d_t is the
 *termination* flag (1 where the episode terminated, 0 on truncation, so a truncated step looks like a
 bootstrapping step) and φ is Dense(16) → ReLU → Dense(1), shared between both y's. The recurrent
 core runs from t = T−1 down to 0 and its state is reset to zero after every episode end (terminated
 or truncated), so π̂_t and ŷ_t depend only on steps t..end-of-episode within the trajectory.
+
+Where the gradients go (`LPG.update`). π̂ and ŷ are computed from the current agent θ_k *outside*
+the agent's gradient and enter the agent loss as constants, so the agent's own update is
+``∇_θ L(θ; π̂, ŷ)`` with π̂, ŷ fixed. Nothing inside that gradient is stop-gradient'ed, so the
+meta-gradient through K updates keeps the path
+
+    η → ŷ_k → (KL update) → y(θ_{k+1}) → φ(y) → π̂_{k+1} → policy → meta-loss,
+
+which is how the rule learns *what to predict*. (A `stop_gradient` on y inside the inner loss would
+also cut this path: it blocks every order of differentiation.) The π(a|s) input is not
+stop-gradient'ed either (`stop_pi_input=False`, the default), so the meta-gradient is the exact
+derivative of the meta-objective, which the tests check against finite differences part by part.
+DiscoRL stops the gradient through its policy input; with ``stop_pi_input=True`` we do too, and
+the meta-gradient then leaves out the path θ_k → π(a|s) → π̂_k (on a tiny grid-world probe that
+path is about 4e-4 of the whole directional derivative).
+
+LPG-V (``variant="v"``, the paper's ablation): the agent has a value head v trained by TD(λ)
+instead of y, the meta-network reads ``[r, d, γ, π(a|s), v(s), v(s')]`` and outputs only π̂, and
+the agent minimises ``−E[log π·π̂] + α_y · ½ E[(v(s) − G^λ)²]``. Only π̂ is meta-learned.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar, Literal
 
 import equinox as eqx
@@ -26,9 +45,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._base import AbstractUpdateRule, batched, categorical_log_prob_entropy
+from .._returns import gae
+from ._base import AbstractUpdateRule, apply_gradients, batched, batched_value, categorical_log_prob_entropy
 
 CellKind = Literal["lstm", "gru"]
+Variant = Literal["y", "v"]
+VARIANTS = ("y", "v")
 
 
 class LPGNetwork(eqx.Module):
@@ -37,19 +59,23 @@ class LPGNetwork(eqx.Module):
     **Arguments:**
 
     - `hidden_size`: width of the recurrent core (paper: 256).
-    - `prediction_dim`: m, the size of y and ŷ (paper: 30).
+    - `prediction_dim`: m, the size of y and ŷ (paper: 30). With ``inputs="v"`` it is ignored
+      (there is no y, no φ and no ŷ head).
     - `cell`: ``"lstm"`` (default, as in the paper) or ``"gru"`` (as in GROOVE).
     - `embed_size`: width of φ's hidden layer (paper: 16).
+    - `inputs`: ``"y"`` (LPG: φ(y(s)), φ(y(s')) are inputs, ŷ is an output) or ``"v"`` (LPG-V: the
+      agent's values v(s), v(s') are inputs, π̂ the only output).
     - `key`: a PRNG key.
     """
 
-    phi: eqx.nn.MLP
+    phi: eqx.nn.MLP | None
     core: eqx.Module
     pi_head: eqx.nn.Linear
-    y_head: eqx.nn.Linear
+    y_head: eqx.nn.Linear | None
     hidden_size: int = eqx.field(static=True)
     prediction_dim: int = eqx.field(static=True)
     cell: str = eqx.field(static=True)
+    inputs: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -57,25 +83,37 @@ class LPGNetwork(eqx.Module):
         prediction_dim: int = 30,
         cell: CellKind = "lstm",
         embed_size: int = 16,
+        inputs: Variant = "y",
         *,
         key: PRNGKeyArray,
     ):
-        if hidden_size <= 0 or prediction_dim <= 0 or embed_size <= 0:
+        if hidden_size <= 0 or (inputs == "y" and prediction_dim <= 0) or embed_size <= 0:
             raise ValueError("LPGNetwork: hidden_size, prediction_dim and embed_size must be positive")
         if cell not in ("lstm", "gru"):
             raise ValueError(f"LPGNetwork: cell must be 'lstm' or 'gru', got {cell!r}")
+        if inputs not in VARIANTS:
+            raise ValueError(f"LPGNetwork: inputs must be 'y' or 'v', got {inputs!r}")
         k1, k2, k3, k4 = jax.random.split(key, 4)
-        self.phi = eqx.nn.MLP(prediction_dim, 1, embed_size, depth=1, activation=jax.nn.relu, key=k1)
+        if inputs == "y":
+            self.phi = eqx.nn.MLP(prediction_dim, 1, embed_size, depth=1, activation=jax.nn.relu, key=k1)
+            self.y_head = eqx.nn.Linear(hidden_size, prediction_dim, key=k4)
+        else:
+            self.phi = None
+            self.y_head = None
         Cell = eqx.nn.LSTMCell if cell == "lstm" else eqx.nn.GRUCell
         self.core = Cell(6, hidden_size, key=k2)
         self.pi_head = eqx.nn.Linear(hidden_size, 1, key=k3)
-        self.y_head = eqx.nn.Linear(hidden_size, prediction_dim, key=k4)
         self.hidden_size = hidden_size
-        self.prediction_dim = prediction_dim
+        self.prediction_dim = prediction_dim if inputs == "y" else 0
         self.cell = cell
+        self.inputs = inputs
 
-    def _zero_state(self):
-        h = jnp.zeros(self.hidden_size)
+    @property
+    def embed_size(self) -> int:
+        return self.phi.width_size if self.phi is not None else 16
+
+    def _zero_state(self, dtype):
+        h = jnp.zeros(self.hidden_size, dtype)
         return (h, h) if self.cell == "lstm" else h
 
     def __call__(
@@ -85,23 +123,29 @@ class LPGNetwork(eqx.Module):
         done: Float[Array, " T"],
         gamma: float | Float[Array, ""],
         pi_a: Float[Array, " T"],
-        y: Float[Array, "T m"],
-        y_next: Float[Array, "T m"],
-    ) -> tuple[Float[Array, " T"], Float[Array, "T m"]]:
+        y: Float[Array, "T m"] | Float[Array, " T"],
+        y_next: Float[Array, "T m"] | Float[Array, " T"],
+    ) -> tuple[Float[Array, " T"], Float[Array, "T m"] | None]:
         """Run over one environment's trajectory (vmap for a batch).
 
         **Arguments:** per-step reward, termination flag, episode-end flag (terminated or
-        truncated; resets the core), discount γ, π(a_t|s_t), y(s_t) and y(s_{t+1}) (probabilities).
+        truncated; resets the core), discount γ, π(a_t|s_t), and y(s_t), y(s_{t+1}) (probabilities,
+        ``[T, m]``; for ``inputs="v"`` the values v(s_t), v(s_{t+1}), ``[T]``).
 
-        **Returns:** `(pi_hat[T], y_hat_logits[T, m])`; ŷ = softmax(y_hat_logits).
+        **Returns:** `(pi_hat[T], y_hat_logits[T, m])`, ŷ = softmax(y_hat_logits);
+        `y_hat_logits` is None for ``inputs="v"``.
+
+        The computation runs in the dtype of its inputs (float64 under ``jax_enable_x64``).
         """
         T = reward.shape[0]
-        phi_y = jax.vmap(self.phi)(y)[:, 0]
-        phi_yn = jax.vmap(self.phi)(y_next)[:, 0]
-        x = jnp.stack(
-            [reward, terminated, jnp.broadcast_to(gamma, (T,)), pi_a, phi_y, phi_yn], axis=-1
-        ).astype(jnp.float32)
-        zero = self._zero_state()
+        if self.inputs == "y":
+            f_y = jax.vmap(self.phi)(y)[:, 0]
+            f_yn = jax.vmap(self.phi)(y_next)[:, 0]
+        else:
+            f_y, f_yn = y, y_next
+        x = jnp.stack([reward, terminated, jnp.broadcast_to(jnp.asarray(gamma, reward.dtype), (T,)), pi_a, f_y, f_yn], axis=-1)
+        x = x.astype(jnp.result_type(x.dtype, self.pi_head.weight.dtype))
+        zero = self._zero_state(x.dtype)
 
         def step(state, inp):
             x_t, done_t = inp
@@ -110,9 +154,9 @@ class LPGNetwork(eqx.Module):
             h = state[0] if self.cell == "lstm" else state
             return state, h
 
-        _, hs = jax.lax.scan(step, zero, (x, done.astype(jnp.float32)), reverse=True)
+        _, hs = jax.lax.scan(step, zero, (x, done), reverse=True)
         pi_hat = jax.vmap(self.pi_head)(hs)[:, 0]
-        y_hat_logits = jax.vmap(self.y_head)(hs)
+        y_hat_logits = jax.vmap(self.y_head)(hs) if self.y_head is not None else None
         return pi_hat, y_hat_logits
 
 
@@ -120,103 +164,193 @@ class LPG(AbstractUpdateRule):
     """The learned policy-gradient update rule. Its inexact-array leaves (the `network`) are the
     meta-parameters; `gamma`, `alpha_y` and `learning_rate` (the agent's SGD learning rate on
     tabular tasks) are agent hyperparameters: the bandit sets α_y and the learning rate per lifetime
-    during meta-training, and the saved rule records the arm the bandits preferred.
+    during meta-training, and the saved rule records the arm chosen for it.
 
-    The agent it trains has a categorical policy and an m-dimensional prediction head y, and no
-    value head.
+    `num_envs`, `rollout_len` and `lifetime_updates` record the regime the rule was meta-trained
+    in (envs × steps per agent update, agent updates per lifetime; 0 = not recorded). On tabular
+    tasks `default_config` trains agents in that regime, so `train`/`compare` with ``lpg:NAME``
+    evaluate a rule the way it was trained.
+
+    The agent it trains has a categorical policy and an m-dimensional prediction head y and no
+    value head (``variant="y"``, LPG), or a value head and no y (``variant="v"``, LPG-V; the
+    variant is the network's `inputs`).
     """
 
     name: ClassVar[str] = "lpg"
-    needs_value: ClassVar[bool] = False
     network: LPGNetwork
     gamma: float = 0.99
     alpha_y: float = 0.5
     learning_rate: float = 20.0
+    num_envs: int = eqx.field(static=True, default=0)
+    rollout_len: int = eqx.field(static=True, default=0)
+    lifetime_updates: int = eqx.field(static=True, default=0)
+    td_lambda: float = eqx.field(static=True, default=0.95)
+    stop_pi_input: bool = eqx.field(static=True, default=False)
+
+    @property
+    def variant(self) -> str:
+        return self.network.inputs
 
     @property
     def prediction_dim(self) -> int:
         return self.network.prediction_dim
 
-    def targets(self, agent, traj):
-        """The meta-network's outputs on a trajectory, plus the agent quantities the loss needs.
+    @property
+    def needs_value(self) -> bool:
+        return self.variant == "v"
 
-        **Returns:** `(pi_hat[T, B], y_hat_logits[T, B, m], logp[T, B], entropy[T, B], y_logits[T, B, m])`.
+    def targets(self, agent, traj):
+        """The meta-network's outputs on a trajectory: `(pi_hat[T, B], y_hat_logits[T, B, m])`
+        (`y_hat_logits` is None for LPG-V).
+
+        Differentiable in the meta-parameters and in the agent's outputs (π(a|s) with a
+        `stop_gradient` if `stop_pi_input`; see the module docstring). `update` calls this outside
+        the agent's gradient, so the agent treats the targets as constants.
         """
         out = batched(agent, traj.obs)
-        y_next_logits = batched(agent, traj.next_obs).y_logits
-        logp, entropy = categorical_log_prob_entropy(out.logits, traj.action)
-        sg = jax.lax.stop_gradient
-        pi_hat, y_hat_logits = jax.vmap(self.network, in_axes=(1, 1, 1, None, 1, 1, 1), out_axes=(1, 1))(
+        logp, _ = categorical_log_prob_entropy(out.logits, traj.action)
+        if self.variant == "y":
+            y = jax.nn.softmax(out.y_logits)
+            y_next = jax.nn.softmax(batched(agent, traj.next_obs).y_logits)
+        else:
+            y, y_next = out.value, batched_value(agent, traj.next_obs)
+        return jax.vmap(self.network, in_axes=(1, 1, 1, None, 1, 1, 1), out_axes=(1, 1))(
             traj.reward,
-            traj.terminated.astype(jnp.float32),
-            traj.done.astype(jnp.float32),
+            traj.terminated.astype(traj.reward.dtype),
+            traj.done.astype(traj.reward.dtype),
             self.gamma,
-            sg(jnp.exp(logp)),
-            sg(jax.nn.softmax(out.y_logits)),
-            sg(jax.nn.softmax(y_next_logits)),
+            jax.lax.stop_gradient(jnp.exp(logp)) if self.stop_pi_input else jnp.exp(logp),
+            y,
+            y_next,
         )
-        return pi_hat, y_hat_logits, logp, entropy, out.y_logits
+
+    def agent_loss(self, agent, traj, pi_hat, y_hat_logits):
+        """The agent's loss for given targets (held constant by the caller). Returns
+        `(loss, metrics)`."""
+        out = batched(agent, traj.obs)
+        logp, entropy = categorical_log_prob_entropy(out.logits, traj.action)
+        pg = -jnp.mean(logp * pi_hat)
+        metrics = {"pg_loss": pg, "entropy": jnp.mean(entropy)}
+        if self.variant == "y":
+            log_y = jax.nn.log_softmax(out.y_logits)
+            log_y_hat = jax.nn.log_softmax(y_hat_logits)
+            aux = jnp.mean(jnp.sum(jnp.exp(log_y) * (log_y - log_y_hat), axis=-1))
+            metrics["kl_y"] = aux
+            metrics["y_entropy"] = jnp.mean(-jnp.sum(jnp.exp(log_y) * log_y, axis=-1))
+        else:
+            v = out.value
+            nv = jax.lax.stop_gradient(batched_value(agent, traj.next_obs)) * (1.0 - traj.terminated)
+            adv = gae(traj.reward, jax.lax.stop_gradient(v), nv, traj.done, self.gamma, self.td_lambda)
+            target = jax.lax.stop_gradient(adv + v)
+            aux = 0.5 * jnp.mean((v - target) ** 2)
+            metrics["value_loss"] = aux
+        loss = pg + self.alpha_y * aux
+        metrics["loss"] = loss
+        return loss, metrics
+
+    @staticmethod
+    def target_metrics(pi_hat, y_hat_logits) -> dict[str, Array]:
+        """Summaries of the targets that the meta-regularisers use (they depend on the
+        meta-parameters): E[π̂²], E[‖ŷ‖²] (probabilities, the paper's form) and
+        E[(mean_m ŷ-logits)²] (the logit form)."""
+        m = {"pi_hat_sq": jnp.mean(pi_hat**2), "pi_hat_mean": jnp.mean(pi_hat)}
+        if y_hat_logits is not None:
+            m["y_hat_sq"] = jnp.mean(jnp.sum(jax.nn.softmax(y_hat_logits) ** 2, axis=-1))
+            m["y_hat_logit_mean_sq"] = jnp.mean(jnp.mean(y_hat_logits, axis=-1) ** 2)
+        else:
+            m["y_hat_sq"] = m["y_hat_logit_mean_sq"] = jnp.zeros((), pi_hat.dtype)
+        return m
 
     def loss(self, agent, traj, *, key):
-        pi_hat, y_hat_logits, logp, entropy, y_logits = self.targets(agent, traj)
-        log_y = jax.nn.log_softmax(y_logits)
-        log_y_hat = jax.nn.log_softmax(y_hat_logits)
-        kl = jnp.sum(jnp.exp(log_y) * (log_y - log_y_hat), axis=-1)
-        pg = -jnp.mean(logp * pi_hat)
-        kl_mean = jnp.mean(kl)
-        loss = pg + self.alpha_y * kl_mean
-        y_hat = jnp.exp(log_y_hat)
-        return loss, {
-            "loss": loss,
-            "pg_loss": pg,
-            "kl_y": kl_mean,
-            "entropy": jnp.mean(entropy),
-            "y_entropy": jnp.mean(-jnp.sum(jnp.exp(log_y) * log_y, axis=-1)),
-            # the meta-regularisers use these (they depend on the meta-parameters)
-            "pi_hat_sq": jnp.mean(pi_hat**2),
-            "y_hat_sq": jnp.mean(jnp.sum(y_hat**2, axis=-1)),
-            "pi_hat_mean": jnp.mean(pi_hat),
-        }
+        """The agent's loss with the targets held constant (its gradient is the agent's update
+        direction). For the meta-gradient use `update`, which keeps the targets differentiable
+        in the meta-parameters."""
+        pi_hat, y_hat_logits = jax.lax.stop_gradient(self.targets(agent, traj))
+        loss, metrics = self.agent_loss(agent, traj, pi_hat, y_hat_logits)
+        return loss, {**metrics, **self.target_metrics(pi_hat, y_hat_logits)}
+
+    def update(self, agent, opt_state, optimizer, traj, *, key):
+        """One agent step: targets from the current agent (outside the agent's gradient), then
+        ``∇_θ L(θ; π̂, ŷ)`` with the targets constant. The step equals the one `loss` gives; the
+        difference is only in the meta-gradient, which here flows through π̂ and ŷ into η and
+        through y(θ_k) into earlier updates."""
+        pi_hat, y_hat_logits = self.targets(agent, traj)
+        grads, metrics = eqx.filter_grad(lambda a: self.agent_loss(a, traj, pi_hat, y_hat_logits), has_aux=True)(agent)
+        agent, opt_state = apply_gradients(agent, grads, opt_state, optimizer)
+        return agent, opt_state, {**metrics, **self.target_metrics(pi_hat, y_hat_logits)}
 
     def default_config(self, task):
-        """Agent defaults for training with a learned LPG rule: A2C's per-family defaults, with the
-        rule's own SGD learning rate on tabular tasks (lookup-table agents)."""
+        """Agent defaults for training with a learned LPG rule: A2C's per-family defaults; on
+        tabular tasks (lookup-table agents, SGD) with the rule's own learning rate and, where the
+        rule records it, the envs × steps of its meta-training regime."""
         from baselines.a2c import A2C_DEFAULTS, family_default
 
         cfg = family_default(A2C_DEFAULTS, task, "LPG")
         if cfg.optimizer == "sgd":
             cfg = cfg.replace(learning_rate=float(self.learning_rate))
+            if self.num_envs and self.rollout_len:
+                cfg = cfg.replace(num_envs=self.num_envs, rollout_len=self.rollout_len)
         return cfg
 
     def with_arm(self, learning_rate: float, alpha_y: float) -> "LPG":
         """This rule with other agent hyperparameters (the same meta-parameters)."""
         return eqx.tree_at(lambda r: (r.learning_rate, r.alpha_y), self, (float(learning_rate), float(alpha_y)))
 
+    def with_regime(self, num_envs: int, rollout_len: int, lifetime_updates: int) -> "LPG":
+        """This rule recording the meta-training regime it is trained for."""
+        return dataclasses.replace(self, num_envs=int(num_envs), rollout_len=int(rollout_len), lifetime_updates=int(lifetime_updates))
+
     def config(self) -> dict:
         """The JSON-able config that rebuilds this rule's structure (see `save_rule`)."""
-        return {
+        cfg = {
             "hidden_size": self.network.hidden_size,
             "prediction_dim": self.network.prediction_dim,
             "cell": self.network.cell,
-            "embed_size": self.network.phi.width_size,
+            "embed_size": self.network.embed_size,
             "gamma": float(self.gamma),
             "alpha_y": float(self.alpha_y),
             "learning_rate": float(self.learning_rate),
         }
+        if self.stop_pi_input:
+            cfg["stop_pi_input"] = True
+        if self.variant != "y":
+            cfg["variant"] = self.variant
+            cfg["td_lambda"] = float(self.td_lambda)
+        if self.num_envs:
+            cfg["regime"] = {"num_envs": self.num_envs, "rollout_len": self.rollout_len, "lifetime_updates": self.lifetime_updates}
+        return cfg
 
     @classmethod
     def from_config(cls, config: dict, *, key=None) -> "LPG":
-        """A rule with this config (random network weights from `key`)."""
-        known = {"hidden_size", "prediction_dim", "cell", "embed_size", "gamma", "alpha_y", "learning_rate"}
+        """A rule with this config (random network weights from `key`). Configs written before
+        the `variant` and `regime` fields existed load as LPG with no recorded regime."""
+        known = {"hidden_size", "prediction_dim", "cell", "embed_size", "gamma", "alpha_y", "learning_rate", "variant", "td_lambda", "regime", "stop_pi_input"}
         unknown = set(config) - known
         if unknown:
             raise ValueError(f"LPG config has unknown fields {sorted(unknown)}")
+        variant = config.get("variant", "y")
+        if variant not in VARIANTS:
+            raise ValueError(f"LPG config: variant must be 'y' or 'v', got {variant!r}")
+        regime = config.get("regime") or {}
+        if set(regime) - {"num_envs", "rollout_len", "lifetime_updates"}:
+            raise ValueError(f"LPG config: regime has unknown fields {sorted(set(regime) - {'num_envs', 'rollout_len', 'lifetime_updates'})}")
         key = jax.random.PRNGKey(0) if key is None else key
         net = LPGNetwork(
             int(config.get("hidden_size", 256)),
             int(config.get("prediction_dim", 30)),
             config.get("cell", "lstm"),
             int(config.get("embed_size", 16)),
+            variant,
             key=key,
         )
-        return cls(net, float(config.get("gamma", 0.99)), float(config.get("alpha_y", 0.5)), float(config.get("learning_rate", 20.0)))
+        return cls(
+            net,
+            float(config.get("gamma", 0.99)),
+            float(config.get("alpha_y", 0.5)),
+            float(config.get("learning_rate", 20.0)),
+            int(regime.get("num_envs", 0)),
+            int(regime.get("rollout_len", 0)),
+            int(regime.get("lifetime_updates", 0)),
+            float(config.get("td_lambda", 0.95)),
+            bool(config.get("stop_pi_input", False)),
+        )
