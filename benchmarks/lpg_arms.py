@@ -1,8 +1,9 @@
 """Choose the agent hyperparameters (SGD learning rate × α_y) of a learned LPG rule on held-out seeds.
 
-The bandit's preferred arm is picked from final returns of meta-training lifetimes (16 envs,
-~500 updates). Evaluation runs are longer (A2C's tabular defaults: 64 envs, 1M steps), so the arm
-that wins inside meta-training need not win there. This script trains fresh agents with each arm on
+Rules meta-trained before the regime was recorded chose their arm in lifetimes (16 envs, ~500
+updates) unlike the evaluation runs (64 envs, 1M steps); rules from the current `cpu` preset are
+meta-trained in the evaluation regime, and this script then serves to check the bandit's choice or
+to sweep one hyperparameter (e.g. α_y at a fixed learning rate). This script trains fresh agents with each arm on
 each task, on seeds that `lpg_quality.py` does not use (default base seed 500; lpg_quality uses
 100), and prints the fraction of optimal per arm and task and its mean over tasks.
 

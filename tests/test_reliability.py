@@ -195,7 +195,8 @@ def test_diverged_lifetime_is_reset_counted_and_left_out_of_the_meta_gradient():
     agent = jax.tree.map(lambda x: x.at[1].set(jnp.nan) if eqx.is_inexact_array(x) else x, g.learner.agent)
     lr = g.learner.opt_state
     lr = jax.vmap(lambda s, v: with_learning_rate(s, v))(lr, jnp.array([10.0, 10.0, jnp.inf], jnp.float32))
-    g = eqx.tree_at(lambda l: (l.learner.agent, l.learner.opt_state), g, (agent, lr))
+    # full-length lifetimes (the staggered first ones never reach the bandit; see test_lpg_metagrad)
+    g = eqx.tree_at(lambda l: (l.learner.agent, l.learner.opt_state, l.staggered), g, (agent, lr, jnp.zeros_like(g.staggered)))
     state = eqx.tree_at(lambda s: s.groups, state, (g,))
     key = jax.random.PRNGKey(2)
     loss, grads, new, metrics = fast_jit(lambda p, s: est.estimate(p, static, s, key=key))(params, state)
