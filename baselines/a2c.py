@@ -99,6 +99,7 @@ class A2C(AbstractUpdateRule):
     """
 
     name: ClassVar[str] = "a2c"
+    action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete", "continuous"})
     prediction_dim: ClassVar[int] = 0
     needs_value: ClassVar[bool] = True
     gamma: float = 0.99

@@ -88,6 +88,7 @@ class PPO(AbstractUpdateRule):
     """Proximal policy optimisation written as mirror learning with a pluggable `drift`."""
 
     name: ClassVar[str] = "ppo"
+    action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete", "continuous"})
     prediction_dim: ClassVar[int] = 0
     needs_value: ClassVar[bool] = True
     drift: AbstractDrift = ClipDrift(0.2)

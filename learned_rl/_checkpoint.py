@@ -27,8 +27,9 @@ class CheckpointError(ValueError):
     """A checkpoint or rule file that cannot be used (missing, truncated, corrupt, wrong kind)."""
 
 
-def save(path: str | os.PathLike, tree: Any, *, kind: str, config: dict[str, Any]) -> Path:
-    """Atomically write `tree` to `path` with a JSON header ``{kind, config, ...}``."""
+def save(path: str | os.PathLike, tree: Any, *, kind: str, config: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
+    """Atomically write `tree` to `path` with a JSON header ``{kind, config, ...}``. `extra` adds
+    JSON-able header fields (a meta-training checkpoint keeps its pending metrics there)."""
     path = Path(path)
     buf = io.BytesIO()
     eqx.tree_serialise_leaves(buf, tree)
@@ -41,6 +42,10 @@ def save(path: str | os.PathLike, tree: Any, *, kind: str, config: dict[str, Any
         "payload_bytes": len(payload),
         "sha256": hashlib.sha256(payload).hexdigest(),
     }
+    clash = set(extra or {}) & set(header)
+    if clash:
+        raise ValueError(f"save: extra header fields {sorted(clash)} are reserved")
+    header.update(extra or {})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

@@ -149,7 +149,7 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
     """Validate everything, then train each rule (S vmapped seeds each) and write one run
     directory: config.json, metrics.csv, summary.json, curves.png and results.md.
 
-    A rule that cannot run on the task (e.g. a categorical-policy rule on continuous actions) is
+    A rule that cannot run on the task (`rule.check_task`: LPG on continuous actions, say) is
     reported in `summary.json` under ``"skipped"`` and in results.md, not crashed on; an unknown
     rule name or a broken rule file is an error before anything runs.
     """
@@ -167,11 +167,10 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
     for name in rule_names:
         rule = make_rule(name)
         try:
+            rule.check_task(task)  # the rule's declared capability (action kinds)
             config = rule.default_config(task)
             if steps is not None:
                 config = config.replace(total_steps=steps)
-            if task.continuous_actions:
-                raise ValueError(f"{name} has a categorical policy; task {task.name!r} has continuous actions")
         except ValueError as e:
             if len(rule_names) == 1:
                 raise

@@ -22,12 +22,23 @@ from ._stats import iqm, normalized_score, stderr, stratified_bootstrap_ci
 
 def random_policy_returns(task, env_params, *, num_envs: int = 32, num_steps: int = 4000, key=None) -> np.ndarray:
     """Mean episode return of a uniform random policy on each level of a batch of `env_params`
-    (leading axis = levels), from `num_envs` × `num_steps` steps per level. Only episodes that end
-    within the budget count; a level with no finished episode gives NaN."""
-    if task.continuous_actions:
-        raise ValueError(f"random_policy_returns: {task.name!r} has continuous actions")
+    (leading axis = levels), from `num_envs` × `num_steps` steps per level: uniform over the actions,
+    or over the action box on continuous tasks. Only episodes that end within the budget count; a
+    level with no finished episode gives NaN."""
     env = task.env
     A = task.num_actions
+    if task.continuous_actions:  # uniform over the action box
+        from ._agent import action_bounds
+
+        low, high = (jnp.asarray(b, jnp.float32) for b in action_bounds(task))
+
+        def sample(k):
+            return jax.random.uniform(k, (num_envs, A), minval=low, maxval=high)
+    else:
+
+        def sample(k):
+            return jax.random.randint(k, (num_envs,), 0, A)
+
     key = jax.random.PRNGKey(0) if key is None else key
 
     def one_level(params, k):
@@ -37,7 +48,7 @@ def random_policy_returns(task, env_params, *, num_envs: int = 32, num_steps: in
         def step(c, k):
             state, ep_ret, tot, n = c
             k_a, k_e = jax.random.split(k)
-            a = jax.random.randint(k_a, (num_envs,), 0, A)
+            a = sample(k_a)
             _, state, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(k_e, num_envs), state, a, params)
             done = jnp.logical_or(term, trunc)
             ep_ret = ep_ret + r.astype(jnp.float32)
@@ -72,13 +83,21 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
         raise ValueError("transfer compares a rule against A2C; pick another rule than a2c")
     if seeds < 2:
         raise ValueError(f"transfer needs at least 2 seeds for standard errors, got {seeds}")
-    make_rule(rule_name)  # unknown rule or broken file: fail before anything runs
+    rule = make_rule(rule_name)  # unknown rule or broken file: fail before anything runs
+    a2c = make_rule("a2c")
     names = task_registry.resolve(suite)
     task_objs = [task_registry.make(n) for n in names]
-    runnable = [t for t in task_objs if not t.continuous_actions]
-    skipped = {t.name: "continuous actions (the rule and A2C here have categorical policies)" for t in task_objs if t.continuous_actions}
+    runnable, skipped = [], {}
+    for t in task_objs:
+        try:  # each rule's declared capability (its action kinds)
+            rule.check_task(t)
+            a2c.check_task(t)
+        except ValueError as e:
+            skipped[t.name] = str(e)
+        else:
+            runnable.append(t)
     if not runnable:
-        raise ValueError(f"no task of {suite!r} has discrete actions")
+        raise ValueError(f"{rule_name} cannot run on any task of {suite!r}: " + "; ".join(skipped.values()))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -108,9 +108,62 @@ def test_compare_writes_results_and_reports_rules_that_cannot_run(tmp_path, caps
     md = (out / "results.md").read_text()
     assert "| a2c |" in md and "| dpo |" in md and "wall time" in md and "fraction of optimal" in md
     capsys.readouterr()
-    # continuous actions: the categorical rules are reported, not crashed on
     out2 = tmp_path / "cont"
-    assert main(["compare", "--task", "Pendulum-v1", "--rules", "a2c,ppo", "--steps", "4096", "--out", str(out2), "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    assert "no rule can run" in err and "continuous actions" in err and not out2.exists()
     assert main(["compare", "--task", "CartPole-v1", "--rules", "a2c,a2c", "--out", str(out2)]) == 2
+    assert "duplicate rules" in capsys.readouterr().err and not out2.exists()
+
+
+def test_rules_declare_what_they_run_on_lpg_on_continuous_actions(tmp_path, capsys):
+    """LPG's agents are categorical (`LPG.action_kinds`): `train` answers one line and writes
+    nothing; `compare` runs the other rules and lists LPG as skipped; `transfer` skips the task."""
+    out = tmp_path / "never"
+    assert main(["train", "--rule", "lpg:lpg_tabular", "--task", "Pendulum-v1", "--out", str(out), "--no-progress"]) == 2
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert err == ["error: lpg trains a categorical policy only; task 'Pendulum-v1' has continuous actions"]
+    assert not out.exists()
+    out = tmp_path / "cmp"
+    assert main(["compare", "--task", "Pendulum-v1", "--rules", "a2c,lpg:lpg_tabular", "--steps", "256", "--seeds", "2", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["results"]) == {"a2c"} and "continuous actions" in summary["skipped"]["lpg:lpg_tabular"]
+    assert "lpg:lpg_tabular: not run" in capsys.readouterr().out
+    assert "| lpg:lpg_tabular |" not in (out / "results.md").read_text() and "lpg:lpg_tabular" in (out / "results.md").read_text()
+    assert main(["transfer", "--rule", "lpg:lpg_tabular", "--suite", "Pendulum-v1", "--seeds", "2", "--out", str(tmp_path / "tr")]) == 2
+    assert "cannot run on any task" in capsys.readouterr().err
+
+
+# each task family (the tabular ones, classic control discrete and continuous, MinAtar, Brax) x
+# each rule that can run there: `train` on two agent updates writes the run files. Each pair
+# compiles its own program (5-20 s on 2 cores), so the default suite runs one pair per family,
+# covering every rule (DEFAULT_PAIRS); the whole matrix, Brax included, is in the slow marker.
+FAMILY_TASKS = {
+    "tabular": "gridworld/sparse", "random_gridworld": "random_gridworld/small_sparse", "chain": "chain/short",
+    "classic": "CartPole-v1", "continuous": "Pendulum-v1", "minatar": "Breakout-MinAtar", "brax": "brax/inverted_pendulum",
+}
+FAMILY_RULES = ["a2c", "ppo", "dpo", "lpo:lpo_cartpole", "lpg:lpg_tabular"]
+DEFAULT_PAIRS = {("tabular", "dpo"), ("chain", "lpg:lpg_tabular"), ("random_gridworld", "ppo"), ("classic", "lpo:lpo_cartpole"), ("continuous", "a2c"), ("minatar", "a2c")}
+
+
+def _family_cases():
+    for fam, task in FAMILY_TASKS.items():
+        for rule in FAMILY_RULES:
+            if fam in ("continuous", "brax") and rule.startswith("lpg"):
+                continue  # the test above
+            slow = (fam, rule) not in DEFAULT_PAIRS
+            yield pytest.param(task, rule, id=f"{fam}-{rule.split(':')[0]}", marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("task_name, rule_name", list(_family_cases()))
+def test_train_runs_every_rule_on_every_family_it_can(task_name, rule_name, tmp_path, capsys):
+    assert {f for f, _ in DEFAULT_PAIRS} == set(FAMILY_TASKS) - {"brax"} and {r for _, r in DEFAULT_PAIRS} == set(FAMILY_RULES)
+    import tasks
+
+    from learned_rl._registry import make_rule
+
+    cfg = make_rule(rule_name).default_config(tasks.make(task_name))
+    steps = 2 * cfg.num_envs * cfg.rollout_len
+    out = tmp_path / "run"
+    assert main(["train", "--rule", rule_name, "--task", task_name, "--steps", str(steps), "--seeds", "2", "--out", str(out), "--no-progress"]) == 0
+    for f in ["config.json", "metrics.csv", "summary.json", "curves.png"]:
+        assert (out / f).stat().st_size > 0, f
+    r = json.loads((out / "summary.json").read_text())["results"][rule_name]
+    assert r["seeds"] == 2 and r["env_steps"] == steps

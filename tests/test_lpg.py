@@ -86,6 +86,7 @@ def _tiny_estimator(task_names, **kw):
     return ts, est, rule
 
 
+@pytest.mark.slow  # 30 s; tests/test_lpg_metagrad.py checks each part against finite differences in the default suite
 def test_meta_gradient_nonzero_and_matches_finite_differences():
     with jax.enable_x64(True):
         ts, est, rule = _tiny_estimator(["chain/short"], lifetimes_per_task=1, inner_steps=2, num_envs=2, rollout_len=6)
@@ -111,6 +112,7 @@ def test_meta_gradient_nonzero_and_matches_finite_differences():
             np.testing.assert_allclose(fd, an, rtol=1e-2, atol=1e-9)
 
 
+@pytest.mark.slow  # two 40-step meta-training runs: 35 s on 2 cores
 def test_meta_critic_learns():
     # the same meta-training run with a trained and with a frozen meta-critic: training must cut
     # the critic's TD(λ) error well below the frozen critic's on the same kind of data
@@ -125,6 +127,7 @@ def test_meta_critic_learns():
     assert np.mean(losses[0.05][-10:]) < np.mean(losses[0.05][:3])
 
 
+@pytest.mark.slow  # four compiles of the estimator (the weights are static): 70 s on 2 cores
 def test_task_weights_weight_the_per_task_meta_gradients():
     """G(w) = (w1 g1 + w2 g2) / (w1 + w2): recover g1, g2 from two weightings, predict a third."""
     import dataclasses

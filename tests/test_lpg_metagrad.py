@@ -107,7 +107,7 @@ def _old_style_update(rule, agent, traj, lr):
     return jax.tree.map(lambda p, d: p - lr * d, agent, g)
 
 
-@pytest.mark.parametrize("task", ["gridworld/dense", "Breakout-MinAtar"])
+@pytest.mark.parametrize("task", ["gridworld/dense", pytest.param("Breakout-MinAtar", marks=pytest.mark.slow)])  # MinAtar CNN: 18 s
 def test_agent_update_is_unchanged_by_the_fix(task):
     t = tasks.make(task)
     rule = LPG(LPGNetwork(16, 4, key=jax.random.PRNGKey(0)), alpha_y=0.7)

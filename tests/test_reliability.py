@@ -152,6 +152,8 @@ def test_nan_meta_gradient_never_reaches_params_or_checkpoint_and_bad_checkpoint
         np.testing.assert_array_equal(a, c)
 
     # bad checkpoints: one line on stderr naming the file and what is wrong, exit 2, never used
+    # (with no older checkpoint to fall back on: test_resume_falls_back_... covers that)
+    (out / "checkpoint.prev.eqx").unlink()
     ckpt = out / "checkpoint.eqx"
     good = ckpt.read_bytes()
     args = ["meta-train", "lpg", "--tasks", "chain/short", "--steps", "4", "--out", str(out), "--resume", "--no-progress", *TINY_SETS]
@@ -251,7 +253,6 @@ def test_diverged_lifetime_is_reset_counted_and_left_out_of_the_meta_gradient():
         (["meta-train", "lpg", "--tasks", "chain/short", "--coordinator", "h:1"], "need --distributed"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--distributed", "--num-processes", "2"], "or none (auto-detect)"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--distributed", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"], "must be less than"),
-        (["meta-train", "lpg", "--tasks", "chain/short", "--resume"], "checkpoint.eqx: no such file"),
         (["meta-train", "lpg", "--tasks", "Pendulum-v1", *TINY_SETS], "continuous actions"),
         (["train", "--rule", "lpo:lpg_tabular", "--task", "chain/short"], "expected 'lpo'"),
     ],
@@ -415,3 +416,68 @@ def test_two_processes_with_jax_distributed_match_one_process(tmp_path, cache_en
     ra, rb = load_rule(tmp_path / "one" / "rule.eqx"), load_rule(tmp_path / "two" / "rule.eqx")
     for x, y in zip(jax.tree.leaves(eqx.filter(ra, eqx.is_inexact_array)), jax.tree.leaves(eqx.filter(rb, eqx.is_inexact_array))):
         np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- resume that always resumes
+
+
+def test_resume_falls_back_to_the_previous_checkpoint_and_replays_its_pending_metrics(tmp_path, capsys):
+    """A newest checkpoint that fails its checksum is named in a notice and the run resumes from
+    checkpoint.prev.eqx; here that is the checkpoint written right after the first meta-step, in
+    the middle of a logging window, so the resumed run must also replay that window's metrics to
+    write the same rows and bytes as an uninterrupted run."""
+    kw = dict(progress=False, log_every=5, preset_overrides=TINY)
+    run_meta_train("lpg", "chain/short", steps=10, out=tmp_path / "full", **kw)
+    part = tmp_path / "part"
+    run_meta_train("lpg", "chain/short", steps=10, out=part, checkpoint_every=1e9, **kw)
+    prev_header, _ = read_header(part / "checkpoint.prev.eqx")
+    assert [s for s, _ in prev_header["pending_metrics"]] == [1]  # the first checkpoint: after meta-step 1
+    ckpt = part / "checkpoint.eqx"
+    data = bytearray(ckpt.read_bytes())
+    data[-5] ^= 0xFF
+    ckpt.write_bytes(bytes(data))
+    (part / "rule.eqx").unlink()
+    capsys.readouterr()
+    run_meta_train("lpg", "chain/short", steps=10, out=part, resume=True, **kw)
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert len(err) == 1 and err[0].startswith("notice:") and "checksum" in err[0] and "checkpoint.prev.eqx" in err[0], err
+    for name in ("rule.eqx", "checkpoint.eqx", "metrics.csv"):
+        assert (part / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+
+
+def test_resume_before_the_first_checkpoint_starts_from_the_beginning(tmp_path, capsys):
+    args = ["meta-train", "lpg", "--tasks", "chain/short", "--steps", "2", "--no-progress", *TINY_SETS]
+    full = tmp_path / "full"
+    assert main([*args, "--out", str(full)]) == 0
+    # a run killed while compiling leaves config.json and nothing else
+    part = tmp_path / "part"
+    part.mkdir()
+    (part / "config.json").write_bytes((full / "config.json").read_bytes())
+    capsys.readouterr()
+    assert main([*args, "--out", str(part), "--resume"]) == 0
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert len(err) == 1 and "no checkpoint yet" in err[0] and "starting from the beginning" in err[0], err
+    for name in ("rule.eqx", "checkpoint.eqx", "metrics.csv"):
+        assert (part / name).read_bytes() == (full / name).read_bytes(), name
+    # a directory that does not exist yet: the same
+    assert main([*args, "--out", str(tmp_path / "new"), "--resume"]) == 0
+    assert (tmp_path / "new" / "rule.eqx").exists()
+
+
+@pytest.mark.parametrize("what", ["other_config", "other_files"])
+def test_resume_refuses_another_runs_directory_and_writes_nothing(tmp_path, capsys, what):
+    out = tmp_path / "other"
+    out.mkdir()
+    if what == "other_config":
+        assert main(["meta-train", "lpg", "--tasks", "chain/short", "--steps", "1", "--no-progress", "--out", str(tmp_path / "src"), *TINY_SETS]) == 0
+        (out / "config.json").write_bytes((tmp_path / "src" / "config.json").read_bytes())
+        extra, needle = ["--seed", "5"], "another run's directory (seed differ)"
+    else:
+        (out / "notes.txt").write_text("not a run")
+        extra, needle = [], "holds other files (notes.txt)"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["meta-train", "lpg", "--tasks", "chain/short", "--steps", "2", "--no-progress", "--out", str(out), "--resume", *extra, *TINY_SETS]) == 2
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert len(err) == 1 and err[0].startswith("error:") and needle in err[0], err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

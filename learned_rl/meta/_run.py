@@ -8,21 +8,30 @@ final rule is finished (`_KINDS`).
 Files in the run directory:
 
 - `checkpoint.eqx`: the full `MetaState` (rule, Adam state, every lifetime, bandits, step), written
-  atomically every `checkpoint_every` seconds (at a logging boundary) and at the end;
+  atomically right after the first meta-step, then every `checkpoint_every` seconds (at a logging
+  boundary) and at the end; its header also keeps the metrics of a logging window not yet written
+  to `metrics.csv`, so a resume from any checkpoint writes the same rows;
+- `checkpoint.prev.eqx`: the checkpoint before the newest one. A newest checkpoint that is missing
+  or fails its checksum is named in a one-line notice and the run resumes from this one;
 - `rule.eqx`: the learned rule (loadable with `learned_rl.load_rule`), written at the end;
 - `metrics.csv`: one row per `log_every` meta-steps;
 - `curves.png`: lpg: meta-objective, lifetime returns per task, bandit arm probabilities; lpo: fitness
   (mean, max, min over the population and the unperturbed mean rule), σ and the ES gradient norm.
 
-`resume=True` continues from `checkpoint.eqx`. Meta-step i always uses ``fold_in(key, i)``, so a
-resumed run writes the same rule and metrics as an uninterrupted one.
+`resume=True` continues from `checkpoint.eqx` (or `checkpoint.prev.eqx`, see above). Meta-step i
+always uses ``fold_in(key, i)``, so a resumed run writes the same rule and metrics as an
+uninterrupted one. On a directory with no checkpoint yet (a run killed while compiling) it starts
+from the beginning with a one-line notice; a directory holding another run's files is refused.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -242,6 +251,81 @@ def warm_start(kind: str, rule, ref: str):
     return eqx.combine(params, static), {"ref": ref, "sha256": header["sha256"]}
 
 
+PREV_CHECKPOINT = "checkpoint.prev.eqx"
+_RUN_FILES = {"config.json"}  # what a run writes before its first checkpoint
+
+
+def _config_mismatch(saved: dict[str, Any], run_config: dict[str, Any]) -> list[str]:
+    """The fields in which a saved run config differs from this run's (the meta-step count may)."""
+    return [
+        k for k in set(saved) | set(run_config)
+        if k != "preset" and saved.get(k) != run_config.get(k)
+    ] + [
+        f"preset.{k}" for k in set(saved.get("preset", {})) | set(run_config["preset"])
+        if k != "steps" and saved.get("preset", {}).get(k) != run_config["preset"].get(k)
+    ]
+
+
+def _notice(msg: str) -> None:
+    if is_writer():
+        print(f"notice: {msg}", file=sys.stderr, flush=True)
+
+
+def _resume_checkpoint(out: Path, ckpt: Path, prev: Path, run_config: dict[str, Any]):
+    """Which checkpoint a resume continues from: `(path, header)`, or `(None, None)` to start from
+    the beginning (the directory holds this run but no checkpoint yet). Raises `CheckpointError`
+    for another run's directory or when no checkpoint can be read; reads nothing else."""
+    if not ckpt.exists() and not prev.exists():
+        files = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.is_dir() else []
+        if "config.json" in files:
+            try:
+                saved = json.loads((out / "config.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                raise CheckpointError(f"{out}/config.json: unreadable; this directory is not a resumable run") from None
+            saved = {k: v for k, v in saved.items() if k != "env_steps_per_meta_step"} if isinstance(saved, dict) else {}
+            mismatch = _config_mismatch(saved, run_config)
+            if mismatch:
+                raise CheckpointError(f"{out}/config.json: another run's directory ({', '.join(sorted(mismatch))} differ); choose another --out")
+        others = [f for f in files if f not in _RUN_FILES]
+        if others:
+            raise CheckpointError(f"{ckpt}: no such file, and {out} holds other files ({', '.join(others)}); choose another --out")
+        _notice(f"{out} has no checkpoint yet (the run stopped before its first one); starting from the beginning")
+        return None, None
+    try:
+        path, (header, _) = ckpt, read_header(ckpt)
+    except CheckpointError as e:
+        try:
+            path, (header, _) = prev, read_header(prev)
+        except CheckpointError as e_prev:
+            if not prev.exists():
+                raise e from None
+            raise CheckpointError(f"{e}; {prev.name} is unusable too ({str(e_prev).split(': ', 1)[-1]})") from None
+        _notice(f"{e}; resuming from {prev.name} instead")
+    mismatch = _config_mismatch(header.get("config", {}), run_config)
+    if mismatch:
+        raise CheckpointError(f"{path}: saved with a different config ({', '.join(sorted(mismatch))} differ)")
+    return path, header
+
+
+def _encode_window(window: list[tuple[int, dict]]) -> list:
+    """A logging window's per-step metrics as JSON (dtype, shape and exact values)."""
+    out = []
+    for step, m in window:
+        enc = {}
+        for k, v in m.items():
+            a = np.asarray(v)
+            enc[k] = [a.dtype.str, list(a.shape), a.ravel().tolist()]
+        out.append([int(step), enc])
+    return out
+
+
+def _decode_window(data: list) -> list[tuple[int, dict]]:
+    return [
+        (int(step), {k: np.asarray(vals, dtype=np.dtype(dt)).reshape(shape) for k, (dt, shape, vals) in enc.items()})
+        for step, enc in data
+    ]
+
+
 def run_meta_train(
     kind: str,
     tasks_spec: str,
@@ -290,44 +374,47 @@ def run_meta_train(
     cfg = dataclasses.replace(cfg, devices=devices)
     check_divisible(est.population_size(), mesh, f"{kind} population ({type(est).__name__})")
 
+    prev = out / PREV_CHECKPOINT
     state = None
     rows: list[dict[str, Any]] = []
+    window: list[tuple[int, dict]] = []
+    rotate = [False]  # whether checkpoint.eqx is a good checkpoint of this run (kept as .prev on the next save)
     if resume:
-        header, _ = read_header(ckpt)
-        saved = header.get("config", {})
-        mismatch = [
-            k for k in set(saved) | set(run_config)
-            if k != "preset" and saved.get(k) != run_config.get(k)
-        ] + [
-            f"preset.{k}" for k in set(saved.get("preset", {})) | set(run_config["preset"])
-            if k != "steps" and saved.get("preset", {}).get(k) != run_config["preset"].get(k)
-        ]
-        if mismatch:
-            raise CheckpointError(f"{ckpt}: saved with a different config ({', '.join(sorted(mismatch))} differ)")
-        like = eqx.filter_eval_shape(meta_init, rule, task_objs, est, cfg, key=k_meta)
-        _, state = load(ckpt, lambda c: like, kind=state_kind)
-        rows = _read_rows(out / "metrics.csv", int(state.step))
-    elif ckpt.exists():
-        raise ValueError(f"{ckpt} exists: pass --resume to continue it, or choose another --out")
+        path, header = _resume_checkpoint(out, ckpt, prev, run_config)
+        if path is not None:
+            like = eqx.filter_eval_shape(meta_init, rule, task_objs, est, cfg, key=k_meta)
+            _, state = load(path, lambda c: like, kind=state_kind)
+            rows = _read_rows(out / "metrics.csv", int(state.step))
+            window = _decode_window(header.get("pending_metrics", []))
+            rotate[0] = path == ckpt
+    elif ckpt.exists() or prev.exists():
+        raise ValueError(f"{ckpt if ckpt.exists() else prev} exists: pass --resume to continue it, or choose another --out")
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", {**run_config, "env_steps_per_meta_step": est.env_steps_per_estimate()})
     start = time.time()
     last_ckpt = [time.time()]
-    window: list[tuple[int, dict]] = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.steps, initial=int(state.step) if state is not None else 0, desc=f"meta-train {kind} on {tasks_spec}", unit="step")
 
+    saved_step = [int(state.step) if state is not None else -1]
+
     def checkpoint(s):
+        if int(s.step) == saved_step[0]:
+            return  # already saved (the final call after a checkpoint at the last step)
+        saved_step[0] = int(s.step)
         s = host_copy(s)  # several hosts: gather the sharded population (every process calls this)
         if is_writer():
             # rows first: a kill between the two leaves rows past the checkpoint, which a resume
             # drops (it keeps rows up to the checkpoint's step); the other order would lose rows
             _write_rows(out / "metrics.csv", rows)
-            save(ckpt, s, kind=state_kind, config=run_config)
+            if rotate[0] and ckpt.exists():
+                os.replace(ckpt, prev)  # a kill from here to the save below: the resume takes prev
+            save(ckpt, s, kind=state_kind, config=run_config, extra={"pending_metrics": _encode_window(window)})
+            rotate[0] = True
         last_ckpt[0] = time.time()
 
     def callback(s, m):
@@ -341,6 +428,9 @@ def run_meta_train(
             window.clear()
             if step % log_every == 0 and (time.time() - last_ckpt[0] >= checkpoint_every or step == cfg.steps):
                 checkpoint(s)
+                return
+        if step == 1:  # right after the first meta-step: a crash after compiling loses nothing
+            checkpoint(s)
 
     rule, state, _ = meta_train(rule, task_objs, est, cfg, key=k_meta, state=state, callback=callback)
     if bar is not None:

@@ -39,11 +39,22 @@ class AbstractUpdateRule(eqx.Module):
     - `name`: the rule's name in the CLI and in result files.
     - `prediction_dim`: m, the size of the agent's prediction head y (0: no head).
     - `needs_value`: whether the agent needs a value head.
+    - `action_kinds`: the action spaces the rule can train a policy for, a subset of
+      ``{"discrete", "continuous"}``. `check_task` turns it into a one-line error, and `compare`
+      (so ``train``, ``compare``, ``transfer``) reports a rule that cannot run on a task as skipped.
     """
 
     name: eqx.AbstractClassVar[str]
     prediction_dim: ClassVar[int] = 0
     needs_value: ClassVar[bool] = False
+    action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete"})
+
+    def check_task(self, task) -> None:
+        """Raise `ValueError` (one line) if this rule cannot train agents on `task`."""
+        kind = "continuous" if task.continuous_actions else "discrete"
+        if kind not in self.action_kinds:
+            policy = "a categorical policy" if kind == "continuous" else "a continuous policy"
+            raise ValueError(f"{self.name} trains {policy} only; task {task.name!r} has {kind} actions")
 
     @abc.abstractmethod
     def loss(

@@ -285,6 +285,7 @@ class LPG(AbstractUpdateRule):
         rule records it, the envs × steps of its meta-training regime."""
         from baselines.a2c import A2C_DEFAULTS, family_default
 
+        self.check_task(task)
         cfg = family_default(A2C_DEFAULTS, task, "LPG")
         if cfg.optimizer == "sgd":
             cfg = cfg.replace(learning_rate=float(self.learning_rate))

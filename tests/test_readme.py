@@ -1,0 +1,242 @@
+"""The README is a contract: every command and Python snippet in it runs, as shown, on a tiny budget.
+
+- Every line of a ```bash block that calls `learned-rl` runs in-process through the CLI's `main`,
+  with its budget shrunk: `--steps` to two agent updates of the largest default rollout among the
+  command's rules and tasks, `--seeds` to 2, meta-training to one or two meta-steps of a tiny
+  preset, `--out` to a temporary directory. Everything else (task, rules, suite, flags) is as
+  written, so a stale flag, an unknown task or a rule that cannot run fails the suite.
+- `python benchmarks/X.py ...` lines: the script exists and its `--help` lists every flag used.
+- ```python blocks run in order in one namespace, with a few budget substitutions, each of which
+  must still match the README (so an edit to a snippet cannot silently skip it).
+- Every script in `examples/` runs on a tiny budget.
+
+Commands that need Brax, and transfer over the four MinAtar games, are in the `slow` marker; every
+other task family runs in the default suite.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+# shell lines in the README that are not ours to run: the set-up commands (CI runs `make test`
+# itself; `learned-rl demo`, what `make demo` runs, is in the list below) and plain file utilities
+NOT_OURS = ("make ", "mkdir ", "cp ", "git ")
+
+TINY_LPG = {"hidden_size": 8, "prediction_dim": 4, "lifetimes_per_task": 2, "num_envs": 4, "rollout_len": 8, "lifetime_updates": 12, "inner_steps": 3, "learning_rates": [10.0], "alpha_ys": [0.5]}
+
+
+def _blocks(lang: str) -> list[tuple[int, str]]:
+    """(first line number, text) of each fenced block of `lang`."""
+    out, cur, start = [], None, 0
+    for i, line in enumerate(README.read_text().splitlines(), 1):
+        if cur is None and line.strip() == f"```{lang}":
+            cur, start = [], i + 1
+        elif cur is not None and line.strip() == "```":
+            out.append((start, "\n".join(cur)))
+            cur = None
+        elif cur is not None:
+            cur.append(line)
+    return out
+
+
+def _shell_commands() -> list[tuple[int, list[str]]]:
+    """Every command of the README's bash blocks, continuation lines joined, comments dropped."""
+    cmds = []
+    for start, text in _blocks("bash"):
+        lines = text.splitlines()
+        i = 0
+        while i < len(lines):
+            lineno, line = start + i, lines[i]
+            while line.rstrip().endswith("\\") and i + 1 < len(lines):
+                i += 1
+                line = line.rstrip()[:-1] + " " + lines[i]
+            i += 1
+            argv = shlex.split(line, comments=True)
+            if argv:
+                cmds.append((lineno, argv))
+    return cmds
+
+
+COMMANDS = _shell_commands()
+CLI = [(n, a) for n, a in COMMANDS if a[0] == "learned-rl"]
+BENCH = [(n, a) for n, a in COMMANDS if a[0] == "python" and a[1].startswith("benchmarks/")]
+EXAMPLE_LINES = [(n, a) for n, a in COMMANDS if a[0] == "python" and a[1].startswith("examples/")]
+
+
+def test_every_readme_shell_command_is_covered():
+    """A command the tests below would not run is an error, not a silent skip."""
+    left = [f"README.md:{n}: {' '.join(a)}" for n, a in COMMANDS if (n, a) not in CLI + BENCH + EXAMPLE_LINES and not any(" ".join(a).startswith(p) for p in NOT_OURS)]
+    assert not left, "README shell commands no test runs:\n" + "\n".join(left)
+    assert len(CLI) >= 15 and {a[1] for _, a in CLI} >= {"tasks", "train", "compare", "transfer", "meta-train", "analyse", "demo"}
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+def _set_flag(argv: list[str], name: str, value: str) -> list[str]:
+    if name in argv:
+        argv = list(argv)
+        argv[argv.index(name) + 1] = value
+        return argv
+    return [*argv, name, value]
+
+
+def _one_update(rule_names: list[str], task_names: list[str]) -> int:
+    """Env steps of two agent updates: the largest default rollout among these rules and tasks."""
+    import tasks
+
+    from learned_rl._registry import make_rule
+
+    n = 0
+    for t in task_names:
+        task = tasks.make(t)
+        for r in rule_names:
+            rule = make_rule(r)
+            try:
+                rule.check_task(task)
+            except ValueError:
+                continue
+            c = rule.default_config(task)
+            n = max(n, 2 * c.num_envs * c.rollout_len)
+    return n
+
+
+def _tiny(argv: list[str], tmp: Path) -> list[str]:
+    """The README command with its budget shrunk and its outputs under `tmp`."""
+    import tasks
+
+    cmd, args = argv[1], list(argv[2:])
+    if cmd == "tasks":
+        return [cmd, *args]
+    if cmd in ("train", "compare", "transfer", "demo"):
+        rules = (_flag(args, "--rules") or _flag(args, "--rule") or "lpg:lpg_tabular").split(",")
+        if cmd in ("transfer", "demo"):
+            rules = [*rules, "a2c"]
+        task = _flag(args, "--task") or ("chain/short" if cmd == "demo" else None)
+        names = tasks.resolve(_flag(args, "--suite")) if cmd == "transfer" else [task]
+        args = _set_flag(args, "--steps", str(_one_update(rules, names)))
+        args = _set_flag(args, "--seeds", "2")
+        args = [*args, "--no-progress"]
+    elif cmd == "meta-train":
+        if args[0] == "lpg":
+            args = _set_flag(args, "--steps", "2")
+            args += [a for k, v in TINY_LPG.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+        else:
+            for flag in ("--generations", "--steps"):
+                if flag in args:
+                    args = _set_flag(args, flag, "1")
+            if "--generations" not in args and "--steps" not in args:
+                args += ["--generations", "1"]
+            args = _set_flag(args, "--population", "2")
+            args = _set_flag(args, "--inner-steps", "2560")
+        args = [*args, "--no-progress"]
+    elif cmd == "analyse" and args[0] == "predictions":
+        args = _set_flag(args, "--steps", "5120")
+    return [cmd, *_set_flag(args, "--out", str(tmp / "out"))]
+
+
+def _kind(argv: list[str]) -> tuple[str, ...]:
+    return tuple(argv[1:3])
+
+
+def _needs_slow(argv: list[str], earlier: list[list[str]]) -> bool:
+    """Brax and MinAtar commands, and a second `meta-train`/`transfer` command of the same kind
+    (the reproduction commands of the Results sections: 10-130 s each even on a tiny budget, as
+    each compiles its own programs) run in the slow marker; `--resume` always runs."""
+    text = " ".join(argv)
+    if "brax/" in text or "MinAtar" in text or "--suite minatar" in text:
+        return True
+    repeat = any(_kind(e) == _kind(argv) for e in earlier)
+    return argv[1] in ("meta-train", "transfer") and repeat and "--resume" not in argv
+
+
+@pytest.mark.parametrize(
+    "lineno, argv",
+    [pytest.param(n, a, id=f"L{n}:{' '.join(a[1:4])}", marks=[pytest.mark.slow] if _needs_slow(a, [e for _, e in CLI[:i]]) else []) for i, (n, a) in enumerate(CLI)],
+)
+def test_readme_cli_command_runs(lineno, argv, tmp_path, capsys, monkeypatch):
+    from learned_rl._cli import main
+
+    monkeypatch.chdir(tmp_path)  # relative paths in a command (runs/...) land in tmp_path
+    runs = tmp_path / "runs"
+    # a command that resumes or reads another command's run gets that run, made tiny here first
+    if "--resume" in argv:
+        first = [a for a in argv if a != "--resume"]
+        assert main(_tiny(first, tmp_path)) == 0, capsys.readouterr().err
+    tiny = _tiny(argv, tmp_path)
+    rc = main(tiny)
+    err = capsys.readouterr().err
+    assert rc == 0, f"README.md:{lineno}: {' '.join(argv)}\n  ran as: learned-rl {' '.join(tiny)}\n  {err}"
+    if argv[1] in ("train", "compare", "demo"):
+        for f in ("config.json", "metrics.csv", "summary.json", "curves.png"):
+            assert (tmp_path / "out" / f).stat().st_size > 0, f
+    assert not runs.exists() or argv[1] == "meta-train"
+
+
+@pytest.mark.parametrize("lineno, argv", [pytest.param(n, a, id=f"L{n}:{a[1]}") for n, a in BENCH])
+def test_readme_benchmark_command_flags_exist(lineno, argv):
+    script = ROOT / argv[1]
+    assert script.is_file(), f"README.md:{lineno}: no such script {argv[1]}"
+    help_text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120, cwd=ROOT).stdout
+    flags = [a.split("=")[0] for a in argv[2:] if a.startswith("--")]
+    missing = [f for f in flags if f not in help_text]
+    assert not missing, f"README.md:{lineno}: {argv[1]} has no {missing}"
+
+
+# budget substitutions for the README's Python blocks: (what the README says, what the test runs)
+PY_SUBS = [
+    # one task and a small network: the five-task program takes a minute to compile on 2 cores
+    ('ts = [tasks.make(n) for n in tasks.resolve("lpg-tabular")]', 'ts = [tasks.make(n) for n in tasks.resolve("gridworld/dense")]'),
+    ("LPGNetwork(hidden_size=64, prediction_dim=8,", "LPGNetwork(hidden_size=8, prediction_dim=4,"),
+    ("MetaTrainConfig(steps=1000, meta_lr=1e-3)", "MetaTrainConfig(steps=2, meta_lr=1e-3)"),
+    ("TruncatedMetaGradient(), ", "TruncatedMetaGradient(lifetimes_per_task=2, num_envs=4, rollout_len=8, lifetime_updates=12, inner_steps=3), "),
+    ("population=32, sigma=0.03, inner_steps=100_000", "population=2, sigma=0.03, inner_steps=2560"),
+    ("MetaTrainConfig(steps=150, meta_lr=0.02)", "MetaTrainConfig(steps=1, meta_lr=0.02)"),
+]
+
+
+def test_readme_python_snippets_run(tmp_path, monkeypatch):
+    code = "\n\n".join(text for _, text in _blocks("python"))
+    assert code.strip(), "the README has no Python snippets"
+    for old, new in PY_SUBS:
+        assert old in code, f"the README's Python no longer contains {old!r}: update PY_SUBS"
+        code = code.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {"__name__": "readme"}
+    exec(compile(code, str(README), "exec"), ns)  # noqa: S102 -- our own README
+
+
+EXAMPLES = {
+    "compose_learner.py": ["--steps", "12800", "--seeds", "2"],
+    "custom_drift.py": ["--steps", "4096", "--seeds", "2"],
+    "meta_train_lpg.py": ["--tasks", "gridworld/dense", "--meta-steps", "2", "--num-envs", "4", "--rollout-len", "8", "--lifetime-updates", "12", "--hidden", "8", "--eval-steps", "6400", "--seeds", "2"],
+}
+
+
+def test_every_example_is_tested():
+    assert sorted(p.name for p in (ROOT / "examples").glob("*.py")) == sorted(EXAMPLES)
+    shown = {Path(a[1]).name for _, a in EXAMPLE_LINES}
+    assert shown == set(EXAMPLES), f"the README shows {sorted(shown)}; examples/ has {sorted(EXAMPLES)}"
+    assert all(len(a) == 2 for _, a in EXAMPLE_LINES), "the README runs an example with flags the test does not use"
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_runs(name, tmp_path, monkeypatch, capsys):
+    import runpy
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [name, *EXAMPLES[name]])
+    runpy.run_path(str(ROOT / "examples" / name), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "final return" in out and "nan" not in out.lower(), out
