@@ -134,7 +134,7 @@ def test_a2c_clearly_beats_random_policy_on_gridworld_dense():
     assert np.all(learned > rnd + 10), (learned, rnd)
 
 
-@pytest.mark.parametrize("name", ["random_gridworld/small", "chain/distractor", pytest.param("Breakout-MinAtar", marks=pytest.mark.slow)])  # MinAtar: 100 s on 2 cores (the CLI family test trains A2C there)
+@pytest.mark.parametrize("name", [pytest.param("random_gridworld/small", marks=pytest.mark.slow), "chain/distractor", pytest.param("Breakout-MinAtar", marks=pytest.mark.slow)])  # MinAtar 100 s, random grid 15 s on 2 cores (the CLI family tests train there)
 def test_both_baselines_run_on_every_observation_kind(name):
     """Image observations (MLP on flattened grids), vector chains (MLP) and MinAtar (CNN)."""
     task = tasks.make(name)

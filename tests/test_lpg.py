@@ -198,6 +198,7 @@ def test_rule_file_round_trips_and_bad_files_are_rejected(tmp_path):
         load_rule(p, kind="lpo")
 
 
+@pytest.mark.slow  # 25 s; test_reliability checks bitwise resume (kill -9, and the fallback to checkpoint.prev.eqx)
 def test_resume_equals_uninterrupted_run(tmp_path):
     over = {k: v for k, v in TINY.items()}
     full = run_meta_train("lpg", "chain/short", steps=20, out=tmp_path / "full", progress=False, log_every=5, preset_overrides=over)

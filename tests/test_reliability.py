@@ -357,6 +357,7 @@ _DEVICES_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a subprocess on 4 forced CPU devices: 35 s on 2 cores
 def test_population_split_over_4_cpu_devices_matches_one_device(cache_env):
     env = dict(cache_env)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
@@ -384,6 +385,7 @@ def test_population_split_over_4_cpu_devices_matches_one_device(cache_env):
     assert "devices=8 but only 4" in out["errors"][1]
 
 
+@pytest.mark.slow  # three subprocesses: 30 s on 2 cores
 def test_two_processes_with_jax_distributed_match_one_process(tmp_path, cache_env):
     """Two "hosts" (processes on this machine, one CPU device each, gloo collectives) split the
     lifetimes with `--distributed --devices all`; process 0 writes the files, which match a
