@@ -25,70 +25,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import jax
 import jax.numpy as jnp
 
-from learned_rl._agent import AgentConfig
+from learned_rl._defaults import A2C_DEFAULTS as A2C_DEFAULTS
+from learned_rl._defaults import family_default
 from learned_rl._learner import TrainConfig
-from learned_rl._returns import gae, normalize
+from learned_rl._returns import normalize
 from learned_rl.rules._base import (
     AbstractUpdateRule,
+    advantages_and_targets,
     batched,
-    batched_value,
     log_prob_entropy,
 )
-
-A2C_DEFAULTS: dict[str, TrainConfig] = {
-    "tabular": TrainConfig(
-        total_steps=1_000_000, num_envs=64, rollout_len=20, optimizer="sgd",
-        learning_rate=40.0, max_grad_norm=0.5, agent=AgentConfig(torso="tabular"),
-    ),
-    "random_gridworld": TrainConfig(
-        total_steps=2_000_000, num_envs=64, rollout_len=20, optimizer="adam",
-        learning_rate=5e-4, max_grad_norm=1.0, agent=AgentConfig(hidden=(64, 64), activation="relu"),
-    ),
-    "classic": TrainConfig(
-        total_steps=500_000, num_envs=16, rollout_len=8, optimizer="rmsprop",
-        learning_rate=7e-4, max_grad_norm=0.5, agent=AgentConfig(hidden=(64, 64), activation="tanh"),
-    ),
-    "minatar": TrainConfig(
-        total_steps=5_000_000, num_envs=64, rollout_len=20, optimizer="adam",
-        learning_rate=5e-4, max_grad_norm=1.0, agent=AgentConfig(torso="cnn"),
-    ),
-}
-A2C_DEFAULTS["chain"] = A2C_DEFAULTS["tabular"].replace(total_steps=200_000)
-# Continuous actions (Gaussian policy). Not tuned: the classic-control recipe plus observation and
-# reward normalisation; Brax uses more envs per update.
-A2C_DEFAULTS["continuous"] = A2C_DEFAULTS["classic"].replace(
-    total_steps=300_000, normalize_obs=True, normalize_reward=True
-)
-A2C_DEFAULTS["brax"] = TrainConfig(
-    total_steps=3_000_000, num_envs=64, rollout_len=8, optimizer="rmsprop",
-    learning_rate=7e-4, max_grad_norm=0.5, agent=AgentConfig(hidden=(64, 64), activation="tanh"),
-    normalize_obs=True, normalize_reward=True,
-)
-A2C_DEFAULTS["bsuite"] = A2C_DEFAULTS["classic"]
-A2C_DEFAULTS["misc"] = A2C_DEFAULTS["classic"]
-
-
-def default_family(task) -> str:
-    """The defaults table row of a task: its family, except that gymnax's continuous-action
-    classic-control tasks (Pendulum-v1, MountainCarContinuous-v0) use the ``continuous`` row."""
-    if task.family == "classic" and task.continuous_actions:
-        return "continuous"
-    return task.family
-
-
-def family_default(defaults: dict[str, TrainConfig], task, rule_name: str) -> TrainConfig:
-    """Look up a task family's default config; vector-observation chains use the MLP config."""
-    fam = default_family(task)
-    if fam == "chain" and task.obs_kind != "index":
-        return defaults["random_gridworld"].replace(total_steps=defaults["chain"].total_steps)
-    if fam not in defaults:
-        raise ValueError(
-            f"{rule_name} has no default config for task family {fam!r} (task {task.name!r})"
-        )
-    return defaults[fam]
 
 
 class A2C(AbstractUpdateRule):
@@ -114,17 +62,8 @@ class A2C(AbstractUpdateRule):
 
     def loss(self, agent, traj, *, key):
         out = batched(agent, traj.obs)
-        next_v = batched_value(agent, traj.next_obs) * (1.0 - traj.terminated)
         value = out.value
-        adv = gae(
-            traj.reward,
-            jax.lax.stop_gradient(value),
-            jax.lax.stop_gradient(next_v),
-            traj.done,
-            self.gamma,
-            self.gae_lambda,
-        )
-        target = adv + jax.lax.stop_gradient(value)
+        adv, target = advantages_and_targets(agent, traj, value, self.gamma, self.gae_lambda)
         if self.normalize_advantages:
             adv = normalize(adv)
         logp, entropy = log_prob_entropy(out, traj.action)

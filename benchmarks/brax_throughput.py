@@ -35,8 +35,7 @@ import jax.numpy as jnp
 
 
 def bench_env(env_name: str, backend: str, num_envs: int, steps: int, raw: bool = False) -> tuple[float, float]:
-    import tasks
-
+    from learned_rl import tasks
     task = tasks.make(f"brax/{env_name}", backend=backend)
     env = task.env
     A = task.num_actions
@@ -81,7 +80,7 @@ def bench_env(env_name: str, backend: str, num_envs: int, steps: int, raw: bool 
 
 
 def bench_train(env_name: str, backend: str | None, rule_name: str, updates: int, num_envs: int, num_minibatches: int):
-    import tasks
+    from learned_rl import tasks
     from learned_rl._agent import AgentConfig
     from learned_rl._learner import init, update_step
     from learned_rl._registry import make_rule

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import tasks as task_registry
+from learned_rl import tasks as task_registry
 from learned_rl._checkpoint import load, save
 from learned_rl.meta._meta_train import meta_init
 from learned_rl.meta._presets import build, get_preset

@@ -16,7 +16,7 @@ from pathlib import Path
 import equinox as eqx
 import jax
 
-import tasks as task_registry
+from learned_rl import tasks as task_registry
 from learned_rl._checkpoint import load
 from learned_rl._rules_io import save_rule
 from learned_rl.meta._meta_train import meta_init

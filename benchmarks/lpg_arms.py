@@ -23,7 +23,7 @@ import platform
 import jax
 import numpy as np
 
-import tasks
+from learned_rl import tasks
 from learned_rl._checkpoint import read_header
 from learned_rl._experiment import run_seeds, summarize
 from learned_rl._registry import rule_file

@@ -33,7 +33,7 @@ CASES = {
 def run_case(name: str, steps: int) -> dict:
     import jax
 
-    import tasks
+    from learned_rl import tasks
     from learned_rl.meta import make_meta_step, meta_init
     from learned_rl.meta._presets import build, get_preset
 
@@ -56,7 +56,7 @@ def run_case(name: str, steps: int) -> dict:
     return {
         "preset": name,
         "tasks": task_spec,
-        "lifetimes": len(ts) * est.lifetimes_per_task,
+        "lifetimes": len(ts) * est.problem.lifetimes_per_task,
         "env_steps_per_meta_step": env_steps,
         "compile_plus_first_step_s": round(compile_and_first, 1),
         "s_per_meta_step": round(per_step, 3),

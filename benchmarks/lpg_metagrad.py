@@ -55,7 +55,7 @@ def _cut_update(self, agent, opt_state, optimizer, traj, *, key):
 def _build(k: int, impl: str):
     import jax
 
-    import tasks
+    from learned_rl import tasks
     from learned_rl.meta import make_meta_step, meta_init
     from learned_rl.meta._presets import build, get_preset
     from learned_rl.rules._lpg import LPG
@@ -87,7 +87,7 @@ def gradient_stats(k: int, seeds: int = 4) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    import tasks
+    from learned_rl import tasks
     from learned_rl.meta._presets import build, get_preset
     from learned_rl.rules._lpg import LPG
 

@@ -19,8 +19,8 @@ import time
 import jax
 import numpy as np
 
-import tasks
-from baselines import A2C
+from learned_rl import tasks
+from learned_rl.baselines import A2C
 from learned_rl._experiment import run_seeds, summarize
 from learned_rl._registry import make_rule
 from learned_rl.rules._lpg import LPG

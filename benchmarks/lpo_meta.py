@@ -23,8 +23,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
-import tasks
-from baselines import PPO
+from learned_rl import tasks
+from learned_rl.baselines import PPO
 from learned_rl import train
 from learned_rl._experiment import seed_keys
 from learned_rl._learner import final_return

@@ -30,7 +30,7 @@ def _worker(args) -> None:
 
     import jax
 
-    import tasks as task_registry
+    from learned_rl import tasks as task_registry
     from learned_rl.meta._meta_train import make_meta_step, meta_init, state_layout
     from learned_rl.meta._presets import build, get_preset
     from learned_rl.meta._sharding import check_divisible, place, population_mesh

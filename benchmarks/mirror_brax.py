@@ -5,7 +5,7 @@
 
 Each rule (built by `learned_rl._registry.make_rule`, so every CLI rule name works, including
 ``lpo:PATH`` once it is registered) is trained on each environment with its documented default
-config for the task's family (`rule.default_config(task)`, for Brax: `baselines.ppo.PPO_DEFAULTS
+config for the task's family (`rule.default_config(task)`, for Brax: `learned_rl.baselines.ppo.PPO_DEFAULTS
 ["brax"]`), the budget set by `--steps`, and `--seeds` seeds vmapped in one compiled program
 (`learned_rl._experiment.run_seeds`, seed i uses ``fold_in(PRNGKey(K), i)``, so every rule sees
 the same seeds and, since they share the task and the config, the same initial agents and levels).
@@ -49,7 +49,7 @@ def main(argv=None):
 
     import jax
 
-    import tasks
+    from learned_rl import tasks
     from learned_rl._experiment import run_seeds, summarize, write_json, write_run
     from learned_rl._registry import make_rule
 

@@ -42,8 +42,8 @@ def main(argv=None):
     import equinox as eqx
     import jax
 
-    import tasks
-    from baselines import PPO
+    from learned_rl import tasks
+    from learned_rl.baselines import PPO
     from learned_rl import AgentConfig, TrainConfig, collect, final_return, train
     from learned_rl._learner import _grad_steps, init, make_optimizer
 

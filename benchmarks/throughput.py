@@ -15,8 +15,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-import tasks
-from baselines import A2C, PPO
+from learned_rl import tasks
+from learned_rl.baselines import A2C, PPO
 from learned_rl import final_return, train
 
 

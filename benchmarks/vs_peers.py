@@ -51,8 +51,8 @@ def _spec(case: str, hopper_steps: int) -> dict:
 
 def ours(spec: dict):
     """A jitted `keys -> final returns` for our PPO, and what it trains."""
-    import tasks
-    from baselines import PPO
+    from learned_rl import tasks
+    from learned_rl.baselines import PPO
     from learned_rl import AgentConfig, TrainConfig, final_return, train
 
     task = tasks.make(spec["ours"])

@@ -16,8 +16,8 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-import tasks
-from baselines import A2C
+from learned_rl import tasks
+from learned_rl.baselines import A2C
 from learned_rl import AbstractUpdateRule, final_return, gae, train
 from learned_rl.rules._base import batched, batched_value, log_prob_entropy
 

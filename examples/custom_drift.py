@@ -2,7 +2,7 @@
 
 Mirror learning (Kuba et al. 2022) maximises ``E[r·A − f(r, A)]``: PPO is one drift f (the clip
 drift), DPO another (a closed form), LPO a learned one. Any `AbstractDrift` slots into
-`baselines.PPO(drift=...)`. The one below is a quadratic trust region, f = c·(r − 1)²·|A|: it is a
+`learned_rl.baselines.PPO(drift=...)`. The one below is a quadratic trust region, f = c·(r − 1)²·|A|: it is a
 valid drift (f ≥ 0, f(1, A) = 0, ∂f/∂r(1, A) = 0), which the script checks numerically before it
 trains.
 
@@ -16,8 +16,8 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-import tasks
-from baselines import PPO
+from learned_rl import tasks
+from learned_rl.baselines import PPO
 from learned_rl import final_return, train
 from learned_rl.rules import AbstractDrift
 

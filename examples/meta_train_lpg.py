@@ -16,8 +16,8 @@ from pathlib import Path
 
 import jax
 
-import tasks
-from baselines import A2C
+from learned_rl import tasks
+from learned_rl.baselines import A2C
 from learned_rl import LPG, LPGNetwork, MetaTrainConfig, TruncatedMetaGradient, final_return, load_rule, meta_train, save_rule, train
 
 

@@ -30,6 +30,7 @@ import dataclasses
 import math
 from typing import Literal, NamedTuple
 
+import distrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -292,11 +293,11 @@ def make_agent(
     value: bool = True,
     key: PRNGKeyArray,
 ) -> Agent:
-    """Build an `Agent` for a `tasks.Task`.
+    """Build an `Agent` for a `learned_rl.tasks.Task`.
 
     **Arguments:**
 
-    - `task`: a `tasks.Task` (its observation kind, shape and action count are used).
+    - `task`: a `learned_rl.tasks.Task` (its observation kind, shape and action count are used).
     - `config`: an `AgentConfig`.
     - `prediction_dim`: m, the size of the prediction head y; 0 for no prediction head.
     - `value`: whether to build a value head.
@@ -365,8 +366,25 @@ def action_bounds(task) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 # ------------------------------------------------------------------ policy distributions
+#
+# The policy distributions are distrax's: a categorical over logits, and a diagonal Gaussian
+# (`Independent(Normal(μ, σ), 1)`, the same distribution as `MultivariateNormalDiag`, with its
+# entropy in closed form). Gaussian samples are not clipped here: the rollout clips the action the
+# environment sees to its bounds and keeps the unclipped sample's log-probability.
 
-_LOG_2PI = math.log(2.0 * math.pi)
+
+def policy_distribution(out: AgentOutput) -> distrax.Distribution:
+    """The policy of `out` (any leading axes) as a distrax distribution: `Categorical(logits)`
+    when ``out.log_std is None``, else a diagonal Gaussian with mean ``out.logits`` and standard
+    deviation ``exp(out.log_std)`` (broadcast against the mean)."""
+    if out.log_std is None:
+        return distrax.Categorical(logits=out.logits)
+    return gaussian_distribution(out.logits, out.log_std)
+
+
+def gaussian_distribution(mean: Float[Array, "... A"], log_std: Float[Array, "... A"]) -> distrax.Distribution:
+    """The diagonal Gaussian N(μ, diag σ²) over the last axis, σ = exp(log_std) broadcast to μ."""
+    return distrax.Independent(distrax.Normal(mean, jnp.broadcast_to(jnp.exp(log_std), mean.shape)), 1)
 
 
 def gaussian_log_prob_entropy(
@@ -374,36 +392,25 @@ def gaussian_log_prob_entropy(
 ) -> tuple[Float[Array, "..."], Float[Array, "..."]]:
     """log N(a; μ, diag σ²) summed over the action dimensions, and the Gaussian's entropy
     ``Σ (log σ + ½ log 2πe)``. `log_std` broadcasts against `mean`."""
-    log_std = jnp.broadcast_to(log_std, mean.shape)
-    z = (action - mean) * jnp.exp(-log_std)
-    logp = jnp.sum(-0.5 * z**2 - log_std - 0.5 * _LOG_2PI, axis=-1)
-    entropy = jnp.sum(log_std + 0.5 * (1.0 + _LOG_2PI), axis=-1)
-    return logp, entropy
+    d = gaussian_distribution(mean, log_std)
+    return d.log_prob(action), d.entropy()
 
 
 def categorical_log_prob_entropy(logits: Array, action: Array) -> tuple[Array, Array]:
     """log π(a|s) and H(π(·|s)) from logits ``[..., A]`` and integer actions ``[...]``."""
-    logp_all = jax.nn.log_softmax(logits)
-    logp = jnp.take_along_axis(logp_all, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
-    entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
-    return logp, entropy
+    d = distrax.Categorical(logits=logits)
+    return d.log_prob(action.astype(jnp.int32)), d.entropy()
 
 
 def log_prob_entropy(out: AgentOutput, action: Array) -> tuple[Array, Array]:
     """log π(a|s) and H(π(·|s)) for either policy type, from an `AgentOutput` with any leading
     axes: categorical (integer actions ``[...]``) when ``out.log_std is None``, otherwise a diagonal
     Gaussian (float actions ``[..., act_dim]``)."""
-    if out.log_std is None:
-        return categorical_log_prob_entropy(out.logits, action)
-    return gaussian_log_prob_entropy(out.logits, out.log_std, action)
+    d = policy_distribution(out)
+    return d.log_prob(action.astype(jnp.int32) if out.log_std is None else action), d.entropy()
 
 
 def sample_action(out: AgentOutput, *, key: PRNGKeyArray) -> tuple[Array, Array]:
     """Sample an action from the policy of `out` (any leading axes). Returns `(action,
     log_prob)`; Gaussian samples are unclipped (the rollout clips what the environment sees)."""
-    if out.log_std is None:
-        action = jax.random.categorical(key, out.logits)
-    else:
-        noise = jax.random.normal(key, out.logits.shape, out.logits.dtype)
-        action = out.logits + jnp.exp(out.log_std) * noise
-    return action, log_prob_entropy(out, action)[0]
+    return policy_distribution(out).sample_and_log_prob(seed=key)

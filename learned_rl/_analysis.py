@@ -17,6 +17,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import tasks as task_registry
+from ._experiment import run_seeds
+from ._io import write_json
+from ._learner import final_return
+from ._rollout import collect, reset_envs
+from ._registry import make_rule
+
 
 def _linear_r2(X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> tuple[float, float]:
     """In-sample and k-fold cross-validated R² of least squares ``y ≈ X w + b``."""
@@ -58,17 +65,9 @@ def policy_state_values(agent, task, env_params, *, gamma: float, num_envs: int 
 
     def run(key):
         k_reset, k_run = jax.random.split(key)
-        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
-
-        def step(c, k):
-            obs, state = c
-            k_a, k_e = jax.random.split(k)
-            logits = jax.vmap(agent)(obs).logits
-            a = jax.random.categorical(k_a, logits)
-            nobs, state, r, term, _, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(k_e, num_envs), state, a, env_params)
-            return (nobs, state), (obs, r.astype(jnp.float32), term)
-
-        _, (obs_seq, rew, term) = jax.lax.scan(step, (obs, state), jax.random.split(k_run, num_steps))
+        carry = reset_envs(env, env_params, num_envs, key=k_reset)
+        _, traj, _ = collect(agent, env, env_params, carry, num_steps, key=k_run)  # the one env-stepping scan
+        obs_seq, rew, term = traj.obs, traj.reward, traj.terminated
 
         def back(g, x):
             r, t = x
@@ -95,11 +94,6 @@ def policy_state_values(agent, task, env_params, *, gamma: float, num_envs: int 
 def prediction_semantics(rule_name: str, task_name: str, *, steps: int | None = None, seed: int = 0, out: Path, min_visits: int = 20) -> dict[str, Any]:
     """Train one agent with an LPG rule on a tabular task, then relate its y vectors to the true
     state values of its final policy. Writes ``out/predictions.png`` and ``out/predictions.json``."""
-    import tasks as task_registry
-
-    from ._experiment import run_seeds, write_json
-    from ._registry import make_rule
-
     rule = make_rule(rule_name)
     if getattr(rule, "prediction_dim", 0) <= 0:
         raise ValueError(f"rule {rule_name!r} has no prediction vector y (only LPG rules do)")
@@ -124,7 +118,7 @@ def prediction_semantics(rule_name: str, task_name: str, *, steps: int | None = 
         "rule": rule_name,
         "task": task.name,
         "env_steps": int(config.num_updates * config.steps_per_update),
-        "final_return": float(result.metrics["return_sum"][0, -max(1, config.num_updates // 10):].sum() / max(1.0, result.metrics["episodes"][0, -max(1, config.num_updates // 10):].sum())),
+        "final_return": float(final_return(result.metrics, config.final_fraction)[0]),
         "states_analysed": int(seen.size),
         "prediction_dim": int(y.shape[1]),
         "y_entropy_mean": float(np.mean(-np.sum(y * np.log(np.maximum(y, 1e-12)), axis=1))),
@@ -170,8 +164,6 @@ def _plot_predictions(path: Path, v: np.ndarray, y: np.ndarray, report: dict[str
 
 def drift_of(rule_name: str):
     """The drift function of a mirror-learning rule (`ppo`, `dpo`, `lpo:...`)."""
-    from ._registry import make_rule
-
     rule = make_rule(rule_name)
     drift = getattr(rule, "drift", None)
     if drift is None:
@@ -182,8 +174,6 @@ def drift_of(rule_name: str):
 def drift_curves(rule_names: list[str], *, out: Path, ratios=None, advantages=(-2.0, -1.0, -0.5, 0.5, 1.0, 2.0)) -> dict[str, Any]:
     """Plot f(r, A) against r for several advantages, one column per rule, and the drift's
     gradient ∂f/∂r. Writes ``out/drift.png`` and ``out/drift.json`` (the sampled values)."""
-    from ._experiment import write_json
-
     if not rule_names:
         raise ValueError("no rules given")
     drifts = {name: drift_of(name) for name in rule_names}

@@ -19,6 +19,8 @@ from typing import Any
 
 import equinox as eqx
 
+from ._io import atomic_write
+
 FORMAT = "learned-rl"
 VERSION = 1
 
@@ -46,18 +48,7 @@ def save(path: str | os.PathLike, tree: Any, *, kind: str, config: dict[str, Any
     if clash:
         raise ValueError(f"save: extra header fields {sorted(clash)} are reserved")
     header.update(extra or {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(json.dumps(header, sort_keys=True).encode() + b"\n")
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, json.dumps(header, sort_keys=True).encode() + b"\n" + payload)
     return path
 
 

@@ -2,6 +2,11 @@
 
 Every error a user can cause (an unknown task or rule, a bad number) is reported as one line on
 stderr with exit code 2, and nothing is written to the output directory.
+
+The one module allowed to import our own modules inside functions: each command imports what it
+runs only once its arguments are parsed, because importing the experiment layer imports gymnax,
+which starts the XLA backend, and `meta-train --distributed` must call
+`jax.distributed.initialize()` before that (`tests/test_layers.py` names this exemption).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,7 +132,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_tasks(args) -> int:
-    import tasks
+    from . import tasks
 
     print("Tasks:")
     for name in tasks.list_tasks():
@@ -143,54 +149,6 @@ def _out_dir(args, default: str) -> Path:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
     return out
-
-
-def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: int, out: Path, progress: bool, extra_config=None):
-    """Validate everything, then train each rule (S vmapped seeds each) and write one run
-    directory: config.json, metrics.csv, summary.json, curves.png and results.md.
-
-    A rule that cannot run on the task (`rule.check_task`: LPG on continuous actions, say) is
-    reported in `summary.json` under ``"skipped"`` and in results.md, not crashed on; an unknown
-    rule name or a broken rule file is an error before anything runs.
-    """
-    import tasks
-
-    from ._experiment import run_seeds, write_results_md, write_run
-    from ._registry import make_rule
-
-    if not rule_names:
-        raise ValueError("no rules given")
-    if len(set(rule_names)) != len(rule_names):
-        raise ValueError(f"duplicate rules in {','.join(rule_names)}")
-    task = tasks.make(task_name)
-    plans, skipped = [], {}
-    for name in rule_names:
-        rule = make_rule(name)
-        try:
-            rule.check_task(task)  # the rule's declared capability (action kinds)
-            config = rule.default_config(task)
-            if steps is not None:
-                config = config.replace(total_steps=steps)
-        except ValueError as e:
-            if len(rule_names) == 1:
-                raise
-            skipped[name] = str(e)
-            continue
-        plans.append((name, rule, config))
-    if not plans:
-        raise ValueError(f"no rule can run on {task.name!r}: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
-    results = [
-        run_seeds(rule, task, config, num_seeds=seeds, seed=seed, rule_name=name, progress=progress)
-        for name, rule, config in plans
-    ]
-    summary = write_run(out, task, results, extra_config)
-    if skipped:
-        summary["skipped"] = skipped
-        from ._experiment import write_json
-
-        write_json(out / "summary.json", summary)
-    write_results_md(out / "results.md", summary)
-    return task, results, summary
 
 
 def _print_table(summary) -> None:
@@ -210,6 +168,8 @@ def _print_table(summary) -> None:
 
 
 def _cmd_train(args) -> int:
+    from ._experiment import compare
+
     out = _out_dir(args, f"runs/{args.rule.replace(':', '-').replace('/', '_')}-{args.task.replace('/', '_')}")
     _, _, summary = compare(args.task, [args.rule], steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress, extra_config={"command": "train", "seed": args.seed})
     _print_table(summary)
@@ -218,6 +178,8 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_compare(args) -> int:
+    from ._experiment import compare
+
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     out = _out_dir(args, f"runs/compare-{args.task.replace('/', '_')}")
     _, _, summary = compare(args.task, rules, steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress, extra_config={"command": "compare", "seed": args.seed})
@@ -229,6 +191,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    from ._experiment import compare
     from ._registry import make_rule
 
     out = _out_dir(args, "runs/demo")
@@ -289,8 +252,6 @@ def _parse_sets(items: list[str]) -> dict:
 
 
 def _cmd_meta_train(args) -> int:
-    from .meta._run import run_meta_train
-
     if not args.checkpoint_every > 0:
         raise ValueError("--checkpoint-every must be positive")
     if args.tasks is not None and args.task is not None and args.tasks != args.task:
@@ -334,6 +295,8 @@ def _cmd_meta_train(args) -> int:
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
         # before any JAX computation; afterwards jax.devices() lists every host's devices
         jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id)
+    from .meta._run import run_meta_train  # after jax.distributed.initialize (see the module docstring)
+
     meta = run_meta_train(
         args.kind, spec, preset=args.preset, steps=steps, seed=args.seed, out=out,
         resume=args.resume, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,

@@ -1,13 +1,11 @@
-"""Experiments: run S seeds of a rule on a task (vmapped, compiled once, with progress), and write
-the run directory (config.json, metrics.csv, summary.json, curves.png)."""
+"""Experiments: run S seeds of a rule on a task (vmapped, compiled once, with progress), write
+the run directory (config.json, metrics.csv, summary.json, curves.png), and `compare` several
+rules on one task (what `train`, `compare`, `demo` and `transfer` run)."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
-import os
 import time
 import warnings
 from pathlib import Path
@@ -18,7 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._learner import LearnerState, TrainConfig, final_return, init, learning_curve, update_step
+from ._io import write_csv, write_json
+from ._learner import LearnerState, TrainConfig, final_return, init, learning_curve, run
+from ._registry import make_rule
+from .tasks import make as make_task
 
 NUM_CHUNKS = 20  # progress granularity: the run is compiled once and executed in this many chunks
 
@@ -39,10 +40,6 @@ class RunResult:
     metrics: dict[str, np.ndarray]
     state: LearnerState
     wall_time: float
-
-
-def _tree_select(pred, new, old):
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
 
 
 def run_seeds(
@@ -74,15 +71,7 @@ def run_seeds(
 
     @eqx.filter_jit
     def run_chunk(rule, states):
-        def one(state):
-            def body(s, _):
-                new, m = update_step(rule, task, config, s)
-                active = s.update < U
-                return _tree_select(active, new, s), (m, active)
-
-            return jax.lax.scan(body, state, None, length=chunk)
-
-        return jax.vmap(one)(states)
+        return jax.vmap(lambda s: run(rule, task, config, s, chunk, stop_at=U))(states)
 
     states = init_all(rule, seed_keys(seed, num_seeds))
     pieces = []
@@ -92,9 +81,9 @@ def run_seeds(
 
         bar = tqdm(total=config.total_steps * num_seeds, desc=f"{name} on {task.name}", unit="step", unit_scale=True, leave=False)
     for _ in range(n_chunks):
-        states, (m, active) = run_chunk(rule, states)
+        states, m = run_chunk(rule, states)
         m = jax.device_get(m)
-        active = np.asarray(active)
+        active = np.asarray(m.pop("active"))
         pieces.append((m, active))
         if bar is not None:
             bar.update(int(active.sum()) * config.steps_per_update)
@@ -162,27 +151,6 @@ def curve_rows(result: RunResult, num_points: int = 50) -> list[dict[str, Any]]:
     return rows
 
 
-def write_metrics_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    fields: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in fields:
-                fields.append(k)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
-    tmp = Path(str(path) + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, allow_nan=True)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def plot_curves(path: Path, task_name: str, results: list[RunResult], num_points: int = 50) -> None:
     """All rules on one plot: mean ± standard error over seeds."""
     import matplotlib
@@ -220,7 +188,7 @@ def write_run(out: Path, task, results: list[RunResult], extra_config: dict[str,
     }
     write_json(out / "config.json", config)
     rows = [row for r in results for row in curve_rows(r)]
-    write_metrics_csv(out / "metrics.csv", rows)
+    write_csv(out / "metrics.csv", rows)
     summary = {"task": task.name, "results": {r.rule_name: summarize(task, r) for r in results}}
     write_json(out / "summary.json", summary)
     plot_curves(out / "curves.png", task.name, results)
@@ -245,3 +213,44 @@ def write_results_md(path: Path, summary: dict[str, Any]) -> None:
         lines.append(f"\n{name}: not run ({why})")
     lines.append("\nFinal return: mean episode return over the last 10% of training, averaged over seeds (± standard error).")
     path.write_text("\n".join(lines) + "\n")
+
+
+def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: int, out: Path, progress: bool, extra_config=None):
+    """Validate everything, then train each rule (S vmapped seeds each) and write one run
+    directory: config.json, metrics.csv, summary.json, curves.png and results.md.
+
+    A rule that cannot run on the task (`rule.check_task`: LPG on continuous actions, say) is
+    reported in `summary.json` under ``"skipped"`` and in results.md, not crashed on; an unknown
+    rule name or a broken rule file is an error before anything runs.
+    """
+    if not rule_names:
+        raise ValueError("no rules given")
+    if len(set(rule_names)) != len(rule_names):
+        raise ValueError(f"duplicate rules in {','.join(rule_names)}")
+    task = make_task(task_name)
+    plans, skipped = [], {}
+    for name in rule_names:
+        rule = make_rule(name)
+        try:
+            rule.check_task(task)  # the rule's declared capability (action kinds)
+            config = rule.default_config(task)
+            if steps is not None:
+                config = config.replace(total_steps=steps)
+        except ValueError as e:
+            if len(rule_names) == 1:
+                raise
+            skipped[name] = str(e)
+            continue
+        plans.append((name, rule, config))
+    if not plans:
+        raise ValueError(f"no rule can run on {task.name!r}: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    results = [
+        run_seeds(rule, task, config, num_seeds=seeds, seed=seed, rule_name=name, progress=progress)
+        for name, rule, config in plans
+    ]
+    summary = write_run(out, task, results, extra_config)
+    if skipped:
+        summary["skipped"] = skipped
+        write_json(out / "summary.json", summary)
+    write_results_md(out / "results.md", summary)
+    return task, results, summary

@@ -207,14 +207,29 @@ def update_step_with_trajectory(rule, task, config: TrainConfig, state: LearnerS
     return new, metrics, traj
 
 
-def run(rule, task, config: TrainConfig, state: LearnerState, num_updates: int):
-    """`num_updates` updates under `lax.scan`. Returns `(state, metrics)`; every metric has a
-    leading axis of length `num_updates`."""
+def run(rule, task, config: TrainConfig, state: LearnerState, num_updates: int, *, stop_at: int | None = None, remat: bool = False, with_trajectory: bool = False):
+    """`num_updates` updates under `lax.scan`: the one update loop (`train`, the CLI's chunked
+    runs, LPG's meta-gradient unrolls). Returns `(state, metrics)`, every metric with a leading
+    axis of length `num_updates`, or `(state, metrics, trajectories)` with `with_trajectory`.
+
+    - `stop_at`: an update that would go past this many updates in all leaves the state as it is
+      (a chunked run whose last chunk overruns the budget); ``metrics["active"]`` says which did.
+    - `remat`: rematerialise each update on the backward pass (`jax.checkpoint`), so
+      differentiating through the loop keeps one state per update, not its intermediates.
+    """
 
     def body(s, _):
-        return update_step(rule, task, config, s)
+        new, m, traj = update_step_with_trajectory(rule, task, config, s)
+        if stop_at is not None:
+            active = s.update < stop_at
+            new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, s)
+            m = {**m, "active": active}
+        return new, ((m, traj) if with_trajectory else m)
 
-    return jax.lax.scan(body, state, None, length=num_updates)
+    if remat:
+        body = jax.checkpoint(body)
+    state, out = jax.lax.scan(body, state, None, length=num_updates)
+    return (state, *out) if with_trajectory else (state, out)
 
 
 def train(rule, task, config: TrainConfig, *, key: PRNGKeyArray):
@@ -223,7 +238,7 @@ def train(rule, task, config: TrainConfig, *, key: PRNGKeyArray):
     **Arguments:**
 
     - `rule`: an `AbstractUpdateRule` (A2C, PPO, LPG, ...).
-    - `task`: a `tasks.Task`; a level is sampled from its distribution with `key`.
+    - `task`: a `learned_rl.tasks.Task`; a level is sampled from its distribution with `key`.
     - `config`: a `TrainConfig` (use `rule.default_config(task)` for the documented defaults).
     - `key`: a PRNG key. The same key gives the same result.
 
@@ -265,22 +280,27 @@ def learning_curve(metrics: dict[str, Any], num_points: int = 50) -> tuple[np.nd
     return steps[edges[1:] - 1], curve
 
 
+def late_return(return_sum, episodes, fraction: float = 0.1):
+    """The one "final return" of a training run: the mean return of the episodes that ended in the
+    last `fraction` of updates (the last axis). If none ended there, the window grows backwards
+    by ``U // 20`` updates at a time until one did; NaN if no episode ended at all.
+
+    Array-agnostic: NumPy in, NumPy out (float64 on the host: `final_return`, the run summaries);
+    JAX in, JAX out (inside a program: evolution strategies' fitness)."""
+    xp = np if isinstance(return_sum, np.ndarray) and isinstance(episodes, np.ndarray) else jnp
+    U = return_sum.shape[-1]
+    start = U - max(1, int(round(U * fraction)))
+    starts = [*range(start, 0, -max(1, U // 20)), 0]  # the window's start, widening until 0
+    sums = xp.stack([xp.sum(return_sum[..., s:], -1) for s in starts], -1)
+    counts = xp.stack([xp.sum(episodes[..., s:], -1) for s in starts], -1)
+    first = xp.argmax(counts > 0, -1)[..., None]  # the narrowest window with an episode
+    r = xp.take_along_axis(sums, first, -1)[..., 0]
+    n = xp.take_along_axis(counts, first, -1)[..., 0]
+    return xp.where(n > 0, r / xp.maximum(n, 1e-30), xp.nan)
+
+
 def final_return(metrics: dict[str, Any], fraction: float = 0.1) -> np.ndarray:
-    """Mean return of the episodes that ended in the last `fraction` of updates (per leading index).
-    If none ended there, the window is widened backwards until one did (NaN if none ever did)."""
+    """`late_return` of host metrics (per leading index), in float64."""
     rs = np.asarray(metrics["return_sum"], np.float64)
     n = np.asarray(metrics["episodes"], np.float64)
-    U = rs.shape[-1]
-    start = U - max(1, int(round(U * fraction)))
-    out = np.full(rs.shape[:-1], np.nan)
-    for idx in np.ndindex(*rs.shape[:-1]):
-        s = start
-        while True:
-            c = n[idx][s:].sum()
-            if c > 0:
-                out[idx] = rs[idx][s:].sum() / c
-                break
-            if s == 0:
-                break
-            s = max(0, s - max(1, U // 20))
-    return out
+    return np.asarray(late_return(rs, n, fraction), np.float64)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from . import baselines, pretrained
+from ._rules_io import load_rule
+from .rules import DPODrift
+
 RULE_NAMES = ("a2c", "ppo", "dpo", "lpg:PATH_OR_PRETRAINED", "lpg-v:PATH_OR_PRETRAINED", "lpo:PATH_OR_PRETRAINED")
 
 
@@ -18,8 +22,6 @@ def make_rule(name: str):
     Raises `ValueError` with the close matches for an unknown name, and `CheckpointError` (a
     `ValueError`) for a missing or corrupt rule file.
     """
-    import baselines
-
     if not isinstance(name, str):
         raise TypeError(f"rule name must be a string, got {type(name).__name__}")
     key = name.strip()
@@ -29,8 +31,6 @@ def make_rule(name: str):
     if low == "ppo":
         return baselines.PPO()
     if low == "dpo":
-        from .rules import DPODrift
-
         return baselines.PPO(drift=DPODrift())
     if low.startswith("lpg-v:"):
         rule = _load_learned("lpg", key[len("lpg-v:") :])
@@ -47,16 +47,12 @@ def make_rule(name: str):
 
 def _load_learned(kind: str, ref: str):
     """A learned rule of `kind` from a shipped name or a file path."""
-    from ._rules_io import load_rule
-
     return load_rule(rule_file(kind, ref), kind=kind)
 
 
 def rule_file(kind: str, ref: str) -> Path:
     """The file a learned-rule reference names: a shipped rule's name or a path. Raises
     `ValueError` for an empty reference or a bare name that is neither."""
-    from . import pretrained
-
     example = {"lpg": "lpg:lpg_tabular", "lpo": "lpo:lpo_gridworld_dense"}[kind]
     if not ref:
         raise ValueError(f"{kind}: needs a rule file or a pretrained name, e.g. {example} or {kind}:runs/meta/rule.eqx")

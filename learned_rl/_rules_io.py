@@ -10,6 +10,8 @@ from typing import Any
 import equinox as eqx
 
 from ._checkpoint import CheckpointError, load, read_header, save
+from .rules._lpg import LPG
+from .rules._lpo import is_lpo, lpo_config, lpo_from_config
 
 RULE_KINDS = ("lpg", "lpo")
 
@@ -17,20 +19,14 @@ RULE_KINDS = ("lpg", "lpo")
 def _builder(kind: str):
     """`config -> rule` for a rule kind (random weights; the file's leaves replace them)."""
     if kind == "lpg":
-        from .rules._lpg import LPG
-
         return LPG.from_config
     if kind == "lpo":
-        from .rules._lpo import lpo_from_config
-
         return lpo_from_config
     raise CheckpointError(f"unknown rule kind {kind!r} (known: {', '.join(RULE_KINDS)})")
 
 
 def rule_kind(rule) -> str | None:
     """``"lpg"`` for an LPG rule, ``"lpo"`` for a PPO rule with a learned `LPODrift`, else None."""
-    from .rules._lpo import is_lpo
-
     if getattr(rule, "name", None) == "lpg":
         return "lpg"
     if is_lpo(rule):
@@ -45,8 +41,6 @@ def save_rule(path: str | os.PathLike, rule, *, metadata: dict[str, Any] | None 
     if kind is None:
         raise TypeError(f"save_rule: {type(rule).__name__} is not a learned rule kind ({', '.join(RULE_KINDS)})")
     if kind == "lpo":
-        from .rules._lpo import lpo_config
-
         rule_config = lpo_config(rule)
     else:
         rule_config = rule.config()
@@ -75,9 +69,3 @@ def load_rule(path: str | os.PathLike, *, kind: str | None = None):
     build = _builder(found)
     _, rule = load(path, lambda cfg: eqx.filter_eval_shape(lambda: build(cfg["rule"])), kind=found)
     return rule
-
-
-def rule_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata stored in a rule file's header."""
-    header, _ = read_header(path)
-    return header.get("config", {}).get("metadata", {})

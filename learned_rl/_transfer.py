@@ -17,6 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import tasks as task_registry
+from ._agent import action_bounds
+from ._experiment import compare
+from ._io import write_json
+from ._registry import make_rule
 from ._stats import iqm, normalized_score, stderr, stratified_bootstrap_ci
 
 
@@ -28,8 +33,6 @@ def random_policy_returns(task, env_params, *, num_envs: int = 32, num_steps: in
     env = task.env
     A = task.num_actions
     if task.continuous_actions:  # uniform over the action box
-        from ._agent import action_bounds
-
         low, high = (jnp.asarray(b, jnp.float32) for b in action_bounds(task))
 
         def sample(k):
@@ -73,12 +76,6 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
     """Run `compare(task, [rule_name, "a2c"])` on every task of `suite` (a task set, a task, or a
     comma-separated list) into ``out/<task>/``, then write ``out/transfer.json``, ``transfer.md``
     and ``transfer.png``. Everything is validated before any training starts."""
-    import tasks as task_registry
-
-    from ._cli import compare
-    from ._experiment import write_json
-    from ._registry import make_rule
-
     if rule_name == "a2c":
         raise ValueError("transfer compares a rule against A2C; pick another rule than a2c")
     if seeds < 2:
@@ -203,15 +200,4 @@ def _plot(path: Path, report: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def transfer_table(report: dict[str, Any]) -> str:
-    """The markdown table of `transfer.md` as a string (for printing)."""
-    return "\n".join(
-        f"{name:<34} {('%.3f' % e['normalized']) if e['normalized'] is not None else 'n/a':>8}"
-        for name, e in report["tasks"].items()
-    ) + (
-        f"\nIQM {report['aggregate']['iqm']:.3f}  95% CI [{report['aggregate']['ci95'][0]:.3f}, {report['aggregate']['ci95'][1]:.3f}]"
-        if report.get("aggregate") else ""
-    )
-
-
-__all__ = ["random_policy_returns", "transfer", "transfer_table"]
+__all__ = ["random_policy_returns", "transfer"]

@@ -2,8 +2,8 @@
 
 ``tasks.make(name)`` returns a :class:`Task`; ``tasks.resolve("lpg-all")``
 expands a named task set; ``tasks.list_tasks()`` lists every name.
-See :mod:`tasks.gridworld`, :mod:`tasks.random_gridworld`, :mod:`tasks.chain`
-for the environment semantics and :mod:`tasks.registry` for the registry.
+See :mod:`learned_rl.tasks.gridworld`, :mod:`learned_rl.tasks.random_gridworld`, :mod:`learned_rl.tasks.chain`
+for the environment semantics and :mod:`learned_rl.tasks.registry` for the registry.
 """
 
 from .chain import ChainParams as ChainParams

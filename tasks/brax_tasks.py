@@ -44,6 +44,8 @@ import jax
 import jax.numpy as jnp
 from gymnax.environments import spaces
 
+from ._task import Task
+
 BRAX_ENVS: tuple[str, ...] = (
     "ant",
     "halfcheetah",
@@ -220,11 +222,9 @@ def brax_task_names() -> list[str]:
 
 
 def make_brax_task(name: str, **kwargs: Any):
-    """Build the `tasks.Task` for ``brax/<env>[?key=value&...]``; keyword arguments override the
+    """Build the `learned_rl.tasks.Task` for ``brax/<env>[?key=value&...]``; keyword arguments override the
     query string (``backend``, ``episode_length`` and brax constructor arguments)."""
     import difflib
-
-    from .registry import Task
 
     env_name, opts = parse_name(name)
     if env_name not in BRAX_ENVS:

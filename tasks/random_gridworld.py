@@ -1,11 +1,11 @@
 """Random grid worlds of LPG (Oh et al., 2020), as gymnax 1.x environments.
 
-Like the tabular grid worlds (:mod:`tasks.gridworld`), but objects are placed
+Like the tabular grid worlds (:mod:`learned_rl.tasks.gridworld`), but objects are placed
 at random every episode, so the agent has to *see* them.
 
 Grid and actions
     An open ``H x W`` grid (``5x7`` = 5 rows, 7 columns); the border is an
-    implicit wall. Actions as in :mod:`tasks.gridworld`: ``num_actions=5``
+    implicit wall. Actions as in :mod:`learned_rl.tasks.gridworld`: ``num_actions=5``
     (default: up, down, left, right, stay) or ``9`` (adds diagonals); moving
     off the grid = stay.
 

@@ -22,7 +22,7 @@ Names
 Extension point
     Names with a registered *prefix* (``brax/<env>``) are handled by a
     :class:`TaskProvider` (see :func:`register_provider`). The ``brax/``
-    provider (:mod:`tasks.brax_tasks`, family ``brax``) builds every brax
+    provider (:mod:`learned_rl.tasks.brax_tasks`, family ``brax``) builds every brax
     0.14 environment; options go in the name (``brax/hopper?backend=spring``)
     or as keywords (``backend``, ``episode_length``, brax constructor
     arguments). brax itself is imported only when a brax task is built.
@@ -39,10 +39,12 @@ import gymnax
 from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
+from ._task import FAMILIES as FAMILIES
+from ._task import Task as Task
+from .brax_tasks import BRAX_ENVS, brax_task_names, make_brax_task  # does not import brax itself
 from .chain import CHAIN_CONFIGS, make_chain
 from .gridworld import GRIDWORLD_CONFIGS, make_gridworld
 from .random_gridworld import RANDOM_GRIDWORLD_CONFIGS, make_random_gridworld
-from .brax_tasks import BRAX_ENVS, brax_task_names, make_brax_task  # does not import brax itself
 
 __all__ = [
     "TASK_SETS",
@@ -53,36 +55,6 @@ __all__ = [
     "register_provider",
     "resolve",
 ]
-
-FAMILIES = ("tabular", "random_gridworld", "chain", "classic", "minatar", "bsuite", "misc")
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Task:
-    """An environment plus its task distribution and metadata.
-
-    Compared and hashed by identity (``eq=False``), so a ``Task`` can be a
-    static argument of ``jax.jit``.
-    """
-
-    name: str
-    family: str
-    env: Environment
-    default_params: Any
-    sample_params: Callable[[Any], Any]
-    num_actions: int
-    obs_shape: tuple[int, ...]
-    num_states: int | None
-    continuous_actions: bool
-    optimal_return: Callable[[Any], float] | None
-
-    @property
-    def obs_kind(self) -> str:
-        """``"index"`` (tabular int32 index), ``"image"`` (3-D) or ``"vector"``."""
-        if self.num_states is not None:
-            return "index"
-        return "image" if len(self.obs_shape) == 3 else "vector"
-
 
 # --------------------------------------------------------------- our tasks
 def _our_task(prefix: str, family: str, make_env: Callable[..., Environment], variant: str) -> Callable[..., Task]:

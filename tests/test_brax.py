@@ -10,13 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import tasks
-from baselines import PPO
+from learned_rl import tasks
+from learned_rl.baselines import PPO
 from learned_rl import collect, make_agent, reset_envs
 from learned_rl._learner import init, make_optimizer, update_step
 from learned_rl._registry import make_rule
 from learned_rl.rules import DPODrift
-from tasks.brax_tasks import BRAX_DEFAULT_BACKEND, BRAX_ENVS, parse_name
+from learned_rl.tasks.brax_tasks import BRAX_DEFAULT_BACKEND, BRAX_ENVS, parse_name
 
 EP_LEN = 15  # a fresh agent drops the pole after 10–50 steps, so both kinds of episode end occur
 T = 30

@@ -89,9 +89,8 @@ def test_train_with_saved_lpg_rule_and_bad_rule_files(tmp_path, capsys):
 def test_train_config_round_trips_through_json():
     from learned_rl import TrainConfig
 
-    from baselines import PPO
-    import tasks
-
+    from learned_rl.baselines import PPO
+    from learned_rl import tasks
     cfg = PPO().default_config(tasks.make("Breakout-MinAtar"))
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
@@ -155,8 +154,7 @@ def _family_cases():
 @pytest.mark.parametrize("task_name, rule_name", list(_family_cases()))
 def test_train_runs_every_rule_on_every_family_it_can(task_name, rule_name, tmp_path, capsys):
     assert {f for f, _ in DEFAULT_PAIRS} == set(FAMILY_TASKS) - {"brax"} and {r for _, r in DEFAULT_PAIRS} == set(FAMILY_RULES)
-    import tasks
-
+    from learned_rl import tasks
     from learned_rl._registry import make_rule
 
     cfg = make_rule(rule_name).default_config(tasks.make(task_name))

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import tasks
-from baselines import A2C, PPO
+from learned_rl import tasks
+from learned_rl.baselines import A2C, PPO
 from learned_rl import _checkpoint, collect, final_return, learning_curve, train
 from learned_rl._agent import AgentOutput, gaussian_log_prob_entropy, log_prob_entropy, sample_action
 from learned_rl._learner import TrainConfig, init, make_optimizer

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import tasks
+from learned_rl import tasks
 from learned_rl import load_rule, pretrained, save_rule
 from learned_rl._cli import main
 from learned_rl._registry import make_rule

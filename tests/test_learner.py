@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import tasks
-from baselines import A2C, PPO
+from learned_rl import tasks
+from learned_rl.baselines import A2C, PPO
 from learned_rl import TrainConfig, collect, final_return, gae, learning_curve, make_agent, reset_envs, train
 from learned_rl._experiment import run_seeds, seed_keys
 from learned_rl.rules import ClipDrift, mirror_objective

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import tasks
+from learned_rl import tasks
 from learned_rl import TrainConfig, collect, make_agent, reset_envs, train
 from learned_rl._checkpoint import CheckpointError
 from learned_rl._rules_io import load_rule, save_rule
@@ -137,7 +137,7 @@ def test_task_weights_weight_the_per_task_meta_gradients():
     params, static = eqx.partition(rule, eqx.is_inexact_array)
 
     def grad(weights):
-        e = dataclasses.replace(est, task_weights=weights)
+        e = dataclasses.replace(est, problem=dataclasses.replace(est.problem, task_weights=weights))
         g = eqx.filter_jit(lambda p: e.estimate(p, static, state, key=jax.random.PRNGKey(2))[1])(params)
         return np.concatenate([np.ravel(x) for x in jax.tree.leaves(g)])
 
@@ -148,9 +148,9 @@ def test_task_weights_weight_the_per_task_meta_gradients():
     assert np.linalg.norm(g1) > 0 and np.linalg.norm(g2) > 0 and np.linalg.norm(g13 - g11) > 1e-3 * np.linalg.norm(g11)
     np.testing.assert_allclose(g12, (2 * g1 + 4 * g2) / 6, rtol=1e-3, atol=1e-6 * np.abs(g11).max())
     with pytest.raises(ValueError, match="one positive weight per task"):
-        dataclasses.replace(est, task_weights=(1.0, 0.0))
+        dataclasses.replace(est.problem, task_weights=(1.0, 0.0))
     with pytest.raises(ValueError, match="one positive weight per task"):
-        dataclasses.replace(est, task_weights=(1.0,))
+        dataclasses.replace(est.problem, task_weights=(1.0,))
 
 
 def test_bandit_prefers_better_arm_on_synthetic_returns():

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import tasks
+from learned_rl import tasks
 from learned_rl import collect, make_agent, reset_envs
 from learned_rl._learner import TrainConfig, make_optimizer
 from learned_rl._rules_io import load_rule, save_rule

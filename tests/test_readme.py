@@ -94,8 +94,7 @@ def _set_flag(argv: list[str], name: str, value: str) -> list[str]:
 
 def _one_update(rule_names: list[str], task_names: list[str]) -> int:
     """Env steps of two agent updates: the largest default rollout among these rules and tasks."""
-    import tasks
-
+    from learned_rl import tasks
     from learned_rl._registry import make_rule
 
     n = 0
@@ -114,8 +113,7 @@ def _one_update(rule_names: list[str], task_names: list[str]) -> int:
 
 def _tiny(argv: list[str], tmp: Path) -> list[str]:
     """The README command with its budget shrunk and its outputs under `tmp`."""
-    import tasks
-
+    from learned_rl import tasks
     cmd, args = argv[1], list(argv[2:])
     if cmd == "tasks":
         return [cmd, *args]

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import tasks
+from learned_rl import tasks
 from learned_rl._checkpoint import CheckpointError, load, read_header
 from learned_rl._cli import main
 from learned_rl.meta import MetaTrainConfig, TruncatedMetaGradient, meta_train, with_learning_rate
@@ -191,7 +191,7 @@ def test_diverged_lifetime_is_reset_counted_and_left_out_of_the_meta_gradient():
     # each lifetime's agent optimiser runs at its bandit arm's learning rate (this was a silent
     # no-op with optax 0.2's InjectStatefulHyperparamsState)
     inj = [s for s in jax.tree.leaves(g.learner.opt_state, is_leaf=lambda s: hasattr(s, "hyperparams")) if hasattr(s, "hyperparams")]
-    arm_lrs = np.asarray([lr for lr, _ in est.arms], np.float32)[np.asarray(g.arm)]
+    arm_lrs = np.asarray([lr for lr, _ in est.problem.arms], np.float32)[np.asarray(g.arm)]
     np.testing.assert_array_equal(np.asarray(inj[0].hyperparams["learning_rate"]), arm_lrs)
     # lifetime 1: NaN agent weights; lifetime 2: an infinite learning rate (it blows up in its first update)
     agent = jax.tree.map(lambda x: x.at[1].set(jnp.nan) if eqx.is_inexact_array(x) else x, g.learner.agent)
@@ -214,7 +214,7 @@ def test_diverged_lifetime_is_reset_counted_and_left_out_of_the_meta_gradient():
     # the meta-gradient is exactly lifetime 0's: the diverged ones contributed nothing
     ks = jax.random.split(jax.random.split(key, 2)[0], 3)
     lt0 = jax.tree.map(lambda x: x[0], state.groups[0])
-    (l0, _), g0 = fast_jit(eqx.filter_value_and_grad(lambda p: est._lifetime_loss(p, static, ts[0], lt0, ks[0]), has_aux=True))(params)
+    (l0, _), g0 = fast_jit(eqx.filter_value_and_grad(lambda p: est.problem.member_loss(p, static, 0, lt0, key=ks[0]), has_aux=True))(params)
     np.testing.assert_allclose(float(loss), float(l0), rtol=1e-5)
     for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(g0)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
@@ -267,7 +267,7 @@ def test_bad_meta_train_input_is_one_line_and_writes_nothing(tmp_path, capsys, a
 
 
 def test_bad_python_api_input_raises_before_any_compilation():
-    from baselines import A2C
+    from learned_rl.baselines import A2C
 
     ts = [tasks.make("chain/short")]
     pend = [tasks.make("Pendulum-v1")]
@@ -307,7 +307,7 @@ _DEVICES_SCRIPT = textwrap.dedent(
     import json, sys
     import equinox as eqx, jax, numpy as np
     from jax.sharding import PartitionSpec
-    import tasks
+    from learned_rl import tasks
     from learned_rl.meta import MetaTrainConfig, TruncatedMetaGradient, meta_train
     from learned_rl.rules._lpg import LPG, LPGNetwork
 

@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import tasks
-from tasks.chain import DelayedChain, chain_dims
-from tasks.gridworld import ACTION_DELTAS_9, GridWorld, gridworld_dims, parse_layout
-from tasks.random_gridworld import random_gridworld_dims
+from learned_rl import tasks
+from learned_rl.tasks.chain import DelayedChain, chain_dims
+from learned_rl.tasks.gridworld import ACTION_DELTAS_9, GridWorld, gridworld_dims, parse_layout
+from learned_rl.tasks.random_gridworld import random_gridworld_dims
 
 OUR_TASKS = tasks.resolve("lpg-all")
 

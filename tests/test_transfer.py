@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import tasks
+from learned_rl import tasks
 from learned_rl._cli import main
 from learned_rl._stats import iqm, normalized_score, stderr, stratified_bootstrap_ci
 

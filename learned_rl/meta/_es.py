@@ -1,20 +1,21 @@
 """Evolution strategies as a meta-gradient estimator (OpenAI-ES; Salimans et al. 2017).
 
 `EvolutionStrategies` perturbs the rule's meta-parameters η (its inexact-array leaves, flattened to
-one vector of D numbers) with antithetic Gaussian noise, runs one *whole* inner training run per
-population member (`learned_rl.train`), uses the member's final return as its fitness, and returns
+one vector of D numbers) with antithetic Gaussian noise, scores every population member with its
+inner problem's fitness (`AbstractFitnessProblem`; by default `TrainingRuns`: the final return of
+one whole training run per task, `learned_rl.train`), and returns
 
     g = −1 / (n σ) · Σ_i w_i ε_i,        w = centred ranks of the fitnesses (in [−½, ½]),
 
 the ES estimate of the gradient of the meta-loss −E[fitness] (n = members with a finite fitness).
 `meta_train` applies it with its own optimiser (Adam), exactly as it applies LPG's truncated
-meta-gradient: one meta-training loop for both estimators.
+meta-gradient: one meta-training loop for every estimator and problem.
 
 - Antithetic pairs: member i and member i + P/2 use +ε_i and −ε_i (P must be even).
 - Centred ranks with tied fitnesses sharing their average rank (a generation where every member
   reaches the same return gives a zero gradient, not an artefact of the sort order). With several
   tasks, ranks are computed per task and averaged.
-- Common random numbers: every member of a generation trains with the same key (the same level,
+- Common random numbers: every member of a generation is scored with the same key (the same level,
   agent initialisation and environment noise), so fitness differences come from the perturbation.
 - σ decays per generation: ``σ_g = max(σ_min, σ · decay^g)``; the learning rate and its decay
   belong to `MetaTrainConfig` (the meta-optimiser).
@@ -30,7 +31,6 @@ and NaN skip. OpenAI-ES is a few lines, so it is written here and tested on a kn
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -41,8 +41,11 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
-from .._learner import TrainConfig, train
+from .._learner import late_return as _late_return
+from ..rules._lpo import make_lpo
 from ._estimators import AbstractMetaEstimator
+from ._problems import AbstractFitnessProblem, FitnessFunction, TrainingRuns
+from ._meta_train import MetaTrainConfig
 from ._sharding import constrain_population
 
 
@@ -66,14 +69,8 @@ def es_gradient(noise: Float[Array, "P D"], weights: Float[Array, " P"], sigma, 
 
 
 def late_return(metrics: dict[str, Array], fraction: float) -> Array:
-    """In JAX: the mean return of the episodes that ended in the last `fraction` of updates
-    (the whole run if none ended there; NaN if no episode ended at all)."""
-    rs, n = metrics["return_sum"], metrics["episodes"]
-    U = rs.shape[-1]
-    start = U - max(1, int(round(U * fraction)))
-    ws, wn = jnp.sum(rs[..., start:], -1), jnp.sum(n[..., start:], -1)
-    allsum, alln = jnp.sum(rs, -1), jnp.sum(n, -1)
-    return jnp.where(wn > 0, ws / jnp.maximum(wn, 1), jnp.where(alln > 0, allsum / jnp.maximum(alln, 1), jnp.nan))
+    """In JAX: a run's final return (`learned_rl._learner.late_return`) from its metrics."""
+    return _late_return(metrics["return_sum"], metrics["episodes"], fraction)
 
 
 class ESState(eqx.Module):
@@ -84,37 +81,60 @@ class ESState(eqx.Module):
 
 
 class EvolutionStrategies(AbstractMetaEstimator):
-    """OpenAI-ES over a rule's meta-parameters; fitness = final return of a whole training run.
+    """OpenAI-ES over a rule's meta-parameters, on any `AbstractFitnessProblem`.
 
     **Arguments** (all static):
 
+    - `problem`: what a member's fitness is: `TrainingRuns` (the default: the final return of a
+      whole training run per task) or any other fitness problem (`FitnessFunction(fn)`, ...).
     - `population`: P members per generation, even and ≥ 2 (antithetic pairs).
     - `sigma`, `sigma_decay`, `sigma_min`: the perturbation scale and its per-generation decay.
-    - `inner_steps`: env steps of each inner training run (the rule's default config for the task
-      family, with `total_steps` replaced). `None` keeps the default budget.
-    - `seeds_per_member`: inner runs per member (all members use the same keys); fitness is their
-      mean.
-    - `final_fraction`: fitness is the mean return of episodes ending in this last fraction of the
-      run's updates.
     - `max_nan_fraction`: skip the generation if more than this fraction of members is non-finite.
-    - `eval_center`: also train once with the unperturbed mean (reported as ``center_fitness``; not
-      used by the gradient).
-    - `fitness_fn`: optional ``(rule, key) -> fitness`` (a scalar or one value per task) replacing
-      the inner training runs: for tests (a known quadratic) and custom meta-objectives.
+    - `eval_center`: also score the unperturbed mean (reported as ``center_fitness``; not used by
+      the gradient).
+
+    For the default problem its fields may be given here directly: `inner_steps`,
+    `seeds_per_member`, `final_fraction` (see `TrainingRuns`), and `fitness_fn` (a
+    ``(rule, key) -> fitness`` function, i.e. ``problem=FitnessFunction(fitness_fn)``).
     """
 
-    population: int = eqx.field(static=True, default=32)
-    sigma: float = eqx.field(static=True, default=0.03)
-    sigma_decay: float = eqx.field(static=True, default=1.0)
-    sigma_min: float = eqx.field(static=True, default=0.0)
-    inner_steps: int | None = eqx.field(static=True, default=None)
-    seeds_per_member: int = eqx.field(static=True, default=1)
-    final_fraction: float = eqx.field(static=True, default=0.1)
-    max_nan_fraction: float = eqx.field(static=True, default=0.5)
-    eval_center: bool = eqx.field(static=True, default=True)
-    tasks: tuple = eqx.field(static=True, default=())
-    configs: tuple = eqx.field(static=True, default=())
-    fitness_fn: Callable | None = eqx.field(static=True, default=None)
+    problem: AbstractFitnessProblem
+    population: int = eqx.field(static=True)
+    sigma: float = eqx.field(static=True)
+    sigma_decay: float = eqx.field(static=True)
+    sigma_min: float = eqx.field(static=True)
+    max_nan_fraction: float = eqx.field(static=True)
+    eval_center: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        problem: AbstractFitnessProblem | None = None,
+        *,
+        population: int = 32,
+        sigma: float = 0.03,
+        sigma_decay: float = 1.0,
+        sigma_min: float = 0.0,
+        max_nan_fraction: float = 0.5,
+        eval_center: bool = True,
+        inner_steps: int | None = None,
+        seeds_per_member: int = 1,
+        final_fraction: float = 0.1,
+        fitness_fn: Callable | None = None,
+        tasks: tuple = (),
+    ):
+        if problem is None:
+            problem = FitnessFunction(fitness_fn, tasks=tuple(tasks)) if fitness_fn is not None else TrainingRuns(
+                inner_steps=inner_steps, seeds_per_member=seeds_per_member, final_fraction=final_fraction, tasks=tuple(tasks)
+            )
+        elif fitness_fn is not None or inner_steps is not None or seeds_per_member != 1 or final_fraction != 0.1 or tasks:
+            raise TypeError("EvolutionStrategies: give a problem or the default problem's fields, not both")
+        self.problem = problem
+        self.population = population
+        self.sigma = sigma
+        self.sigma_decay = sigma_decay
+        self.sigma_min = sigma_min
+        self.max_nan_fraction = max_nan_fraction
+        self.eval_center = eval_center
 
     def __check_init__(self):
         P = self.population
@@ -128,32 +148,10 @@ class EvolutionStrategies(AbstractMetaEstimator):
             raise ValueError(f"EvolutionStrategies.sigma_decay must be in (0, 1], got {self.sigma_decay!r}")
         if not 0 <= self.sigma_min <= self.sigma:
             raise ValueError(f"EvolutionStrategies.sigma_min must be in [0, sigma={self.sigma}], got {self.sigma_min!r}")
-        s = self.seeds_per_member
-        if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s <= 0:
-            raise ValueError(f"EvolutionStrategies.seeds_per_member must be a positive integer, got {s!r}")
-        n = self.inner_steps
-        if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0):
-            raise ValueError(f"EvolutionStrategies.inner_steps must be a positive integer or None, got {n!r}")
-        if not 0 < self.final_fraction <= 1:
-            raise ValueError(f"EvolutionStrategies.final_fraction must be in (0, 1], got {self.final_fraction!r}")
         if not 0 <= self.max_nan_fraction < 1:
             raise ValueError(f"EvolutionStrategies.max_nan_fraction must be in [0, 1), got {self.max_nan_fraction!r}")
 
     # ------------------------------------------------------------------ configuration
-
-    def bind(self, tasks: list, rule=None) -> "EvolutionStrategies":
-        """Attach the task list and each task's inner `TrainConfig` (static). Without `rule`, the
-        configs are filled in by `init`/`validate` (they need the rule's per-family defaults)."""
-        configs = tuple(self._config(rule, t) for t in tasks) if rule is not None and self.fitness_fn is None else ()
-        return dataclasses.replace(self, tasks=tuple(tasks), configs=configs)
-
-    def _config(self, rule, task) -> TrainConfig:
-        cfg = rule.default_config(task)
-        if not isinstance(cfg, TrainConfig):
-            raise TypeError(f"{type(rule).__name__}.default_config must return a TrainConfig")
-        if self.inner_steps is not None:
-            cfg = cfg.replace(total_steps=int(self.inner_steps))  # re-validated: ≥ one rollout
-        return cfg
 
     def validate(self, rule, tasks):
         if not tasks:
@@ -161,15 +159,7 @@ class EvolutionStrategies(AbstractMetaEstimator):
         leaves = jax.tree.leaves(eqx.filter(rule, eqx.is_inexact_array))
         if not leaves:
             raise TypeError(f"EvolutionStrategies: {type(rule).__name__} has no meta-parameters (inexact-array leaves)")
-        for t in tasks if self.fitness_fn is None else ():
-            self._config(rule, t)  # raises ValueError for an unsupported family or a tiny budget
-
-    def _bound(self, rule_static, meta_params) -> "EvolutionStrategies":
-        if self.configs or (self.fitness_fn is not None and self.tasks):
-            return self
-        if not self.tasks:
-            raise ValueError("EvolutionStrategies: no tasks bound (call bind(tasks) or use meta_train)")
-        return self.bind(list(self.tasks), eqx.combine(meta_params, rule_static))
+        self.problem.validate(rule, tasks)
 
     def init(self, rule, tasks, *, key):
         self.validate(rule, tasks)
@@ -178,27 +168,20 @@ class EvolutionStrategies(AbstractMetaEstimator):
     def population_size(self) -> int:
         return self.population  # the members axis (ESState itself is replicated)
 
+    def population_axes(self, state):
+        return False
+
     def current_sigma(self, generation) -> Array:
         return jnp.maximum(self.sigma_min, self.sigma * jnp.asarray(self.sigma_decay, jnp.float32) ** generation)
 
-    # ------------------------------------------------------------------ fitness
-
     def fitness(self, rule, *, key) -> Float[Array, " T"]:
-        """Fitness of one rule on every bound task: the mean (over `seeds_per_member` runs) of the
-        final return. Pure JAX; the keys depend only on `key` (common random numbers)."""
-        if self.fitness_fn is not None:
-            return jnp.broadcast_to(jnp.asarray(self.fitness_fn(rule, key), jnp.float32), (len(self.tasks),))
-        out = []
-        for i, (task, cfg) in enumerate(zip(self.tasks, self.configs)):
-            keys = jax.random.split(jax.random.fold_in(key, i), self.seeds_per_member)
-            rets = jax.vmap(lambda k: late_return(train(rule, task, cfg, key=k)[1], self.final_fraction))(keys)
-            out.append(jnp.mean(rets))
-        return jnp.stack(out)
+        """Fitness of one rule on every bound task (the problem's)."""
+        return self.problem.fitness(rule, key=key)
 
     # ------------------------------------------------------------------ one estimate
 
     def estimate(self, meta_params, rule_static, state: ESState, *, key):
-        est = self._bound(rule_static, meta_params)
+        est = self
         P, half = est.population, est.population // 2
         flat, unravel = ravel_pytree(meta_params)
         k_noise, k_env = jax.random.split(key)
@@ -242,10 +225,7 @@ class EvolutionStrategies(AbstractMetaEstimator):
         return loss, grads, new_state, metrics
 
     def env_steps_per_estimate(self) -> int:
-        if self.fitness_fn is not None:
-            return 0
-        per_member = self.seeds_per_member * sum(c.num_updates * c.steps_per_update for c in self.configs)
-        return per_member * (self.population + (1 if self.eval_center else 0))
+        return self.problem.env_steps_per_fitness() * (self.population + (1 if self.eval_center else 0))
 
 
 # ---------------------------------------------------------------------------------------- LPO presets
@@ -285,9 +265,6 @@ def get_lpo_preset(name: str, **overrides) -> dict[str, Any]:
 def build_lpo(preset: dict[str, Any], tasks: list, *, key):
     """`(rule, estimator, meta_config)` for an LPO preset: PPO with a fresh `LPODrift` (zero
     output layer: generation 0 is PPO when `ppo_init`), `EvolutionStrategies`, `MetaTrainConfig`."""
-    from ..rules._lpo import make_lpo
-    from ._meta_train import MetaTrainConfig
-
     rule = make_lpo(key=key, width=int(preset["width"]), ppo_init=bool(preset["ppo_init"]))
     est = EvolutionStrategies(**{k: preset[k] for k in ES_FIELDS}, **{k: preset.get(k, v) for k, v in _OPTIONAL.items()})
     est.validate(rule, tasks)

@@ -1,47 +1,64 @@
-"""Meta-gradient estimators: interchangeable strategies for `meta_train`.
+"""Meta-gradient estimators: interchangeable ways to turn an inner problem into a meta-gradient.
 
-An estimator owns the inner problems (a population of agent lifetimes, or of inner training runs)
-and returns an estimate of the gradient of the meta-loss with respect to the rule's
-meta-parameters (its inexact-array leaves). `meta_train` only applies those gradients, so a new
-estimator (evolution strategies, PES, ...) plugs in without a second meta-training loop.
+An estimator takes an inner problem (`_problems.py`: a population of agent lifetimes, of whole
+training runs, ...) and returns an estimate of the gradient of the meta-loss with respect to the
+rule's meta-parameters (its inexact-array leaves). `meta_train` only applies those gradients, so
+any estimator runs on any problem of the kind it needs without a second meta-training loop:
+
+- `TruncatedBackprop(problem)`: backpropagation through one unroll of an `AbstractTruncatedProblem`
+  (LPG's truncated meta-gradient: `TruncatedMetaGradient(...)` = it on `LPGLifetimes(...)`).
+- `EvolutionStrategies(problem)` (`_es.py`): antithetic OpenAI-ES on an `AbstractFitnessProblem`.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-import math
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 from jaxtyping import Array, PRNGKeyArray
 
-from .._agent import AgentConfig, make_agent
-from .._learner import LearnerState, TrainConfig, init as learner_init, update_step_with_trajectory
-from .._returns import gae, normalize
-from .._rollout import collect
-from ..rules._base import apply_gradients, batched, batched_value, categorical_log_prob_entropy
-from ._bandit import BanditState, bandit_init, bandit_probs, bandit_sample, bandit_update
+from ._problems import AbstractInnerProblem, AbstractTruncatedProblem, LPGLifetimes, _all_finite_rows
+from ._problems import Lifetime as Lifetime
+from ._problems import TMGState as TMGState
+from ._problems import with_learning_rate as with_learning_rate
 from ._sharding import constrain_population
 
 
 class AbstractMetaEstimator(eqx.Module):
-    """Estimates ∇_η of a meta-loss for a rule with meta-parameters η.
+    """Estimates ∇_η of a meta-loss for a rule with meta-parameters η, on an inner `problem`.
 
-    - `init(rule, tasks, *, key)` builds the estimator's state (its inner problems).
+    - `init(rule, tasks, *, key)` builds the estimator's state (its problem's population).
     - `estimate(meta_params, rule_static, state, *, key)` returns
       `(meta_loss, grads, state, metrics)`, where `grads` has the structure of `meta_params`
       (``eqx.filter(rule, eqx.is_inexact_array)``) and `metrics` is a dict of arrays.
 
     Both must be pure JAX functions of arrays (the estimator's own fields are static config).
+    Everything `meta_train` and the `meta-train` runner use is declared here: `problem`, `tasks`
+    (the problem's, empty until `bind`), `bind`, `validate`, `env_steps_per_estimate`,
+    `population_size` and `population_axes`.
     """
 
+    problem: eqx.AbstractVar[AbstractInnerProblem]
+
+    @property
+    def tasks(self) -> tuple:
+        return self.problem.tasks
+
+    def bind(self, tasks: list, rule=None) -> "AbstractMetaEstimator":
+        """This estimator with its problem bound to the tasks (and the rule, where the problem
+        derives configs from it). `meta_train` binds an unbound estimator."""
+        return dataclasses.replace(self, problem=self.problem.bind(tasks, rule))
+
     @abc.abstractmethod
-    def init(self, rule, tasks: list, *, key: PRNGKeyArray) -> Any: ...
+    def env_steps_per_estimate(self) -> int:
+        """Environment steps one `estimate` takes (every inner update included), once bound."""
+
+    def init(self, rule, tasks: list, *, key: PRNGKeyArray) -> Any:
+        return self.problem.init(rule, tasks, key=key)
 
     @abc.abstractmethod
     def estimate(self, meta_params, rule_static, state, *, key: PRNGKeyArray) -> tuple[Array, Any, Any, dict[str, Array]]: ...
@@ -49,388 +66,97 @@ class AbstractMetaEstimator(eqx.Module):
     def validate(self, rule, tasks: list) -> None:
         """Raise `ValueError` for a rule or task set this estimator cannot handle (before any
         compilation)."""
+        self.problem.validate(rule, tasks)
 
     def population_size(self) -> int | None:
-        """The length of the estimator's population axis (independent inner problems: lifetimes,
-        ES members) that `MetaTrainConfig(devices=...)` splits across devices; None if it has none.
+        """The length of the population axis (independent inner problems: lifetimes, ES members)
+        that `MetaTrainConfig(devices=...)` splits across devices; None if there is none.
         `meta_train` checks it is divisible by the number of devices (see `_sharding.py`)."""
-        return None
+        return self.problem.population_size()
 
     def population_axes(self, state) -> Any:
         """Which parts of `state` carry the population as their leading axis, as a pytree prefix of
         booleans (e.g. ``MyState(lifetimes=True, counters=False)``). Those leaves are stored split
-        across devices; the default, False, keeps the whole state replicated. Arrays created inside
-        `estimate` are split with `_sharding.constrain_population`."""
-        return False
+        across devices; False keeps the whole state replicated. Arrays created inside `estimate`
+        are split with `_sharding.constrain_population`."""
+        return self.problem.population_axes(state)
 
 
-# optax >= 0.2 builds `InjectStatefulHyperparamsState` (not a subclass of `InjectHyperparamsState`)
-_INJECT_STATES = tuple(
-    c for c in (getattr(optax, "InjectHyperparamsState", None), getattr(optax, "InjectStatefulHyperparamsState", None)) if c is not None
-)
+class TruncatedBackprop(AbstractMetaEstimator):
+    """The meta-gradient of one unroll of a truncated problem, by backpropagation through it.
 
+    Each member's gradient is computed separately (one `vmap` of `value_and_grad` per group), so
+    a member whose meta-loss, meta-gradient or state becomes non-finite is left out of the mean;
+    the problem's `advance` then restarts it. The meta-gradient is the mean over groups (weighted
+    by the problem's `group_weights`) of each group's mean over its finite members; only a step
+    with no finite member at all returns a NaN gradient (which `meta_train` then skips).
 
-def with_learning_rate(opt_state, learning_rate):
-    """Return `opt_state` with the injected learning rate replaced (see `make_optimizer`).
-    Raises `TypeError` if `opt_state` has no injected learning rate (it would be a silent no-op)."""
-    found = []
-
-    def fix(s):
-        if isinstance(s, _INJECT_STATES) and "learning_rate" in s.hyperparams:
-            found.append(s)
-            return s._replace(hyperparams={**s.hyperparams, "learning_rate": jnp.asarray(learning_rate, jnp.float32)})
-        return s
-
-    out = jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, _INJECT_STATES))
-    if not found:
-        raise TypeError("with_learning_rate: the optimiser state has no injected learning rate (see make_optimizer)")
-    return out
-
-
-class Lifetime(eqx.Module):
-    """One agent lifetime in the meta-training population (batched over lifetimes of one task)."""
-
-    learner: LearnerState
-    critic: Any
-    critic_opt: Any
-    arm: Array
-    age: Array  # agent updates done in this lifetime
-    length: Array  # agent updates this lifetime lasts (the first is shorter: staggering)
-    late_return_sum: Array
-    late_return_count: Array
-    return_ema: Array
-    return_seen: Array
-    staggered: Array  # the population's first lifetime in this slot (random length): not reported to the bandit
-
-
-class TMGState(eqx.Module):
-    """Truncated-meta-gradient state: one batch of lifetimes and one bandit per task."""
-
-    groups: tuple[Lifetime, ...]
-    bandits: tuple[BanditState, ...]
-
-
-class TruncatedMetaGradient(AbstractMetaEstimator):
-    """LPG's estimator: K agent updates with the rule, then an actor-critic meta-objective on a
-    fresh rollout of the updated agent, differentiated through all K updates.
-
-    The meta-loss of one lifetime is, with ``regularizer="paper"``,
-
-        −E[log π_θK(a|s) · Â] − β0 H(π_θK) − β1 H(y_θK) + β2 E[π̂²] + β3 E[‖ŷ‖²]
-
-    (‖ŷ‖² on probabilities), and with ``regularizer="logits"`` (DiscoRL's form)
-
-        −E[log π_θK(a|s) · Â] − β0 H(π_θK) + β1 E[(mean_m y-logits_θK)²] + β2 E[π̂²] + β3 E[(mean_m ŷ-logits)²].
-
-    Both of the paper's y terms are optimal at a *uniform* y / ŷ, so they pull against the signal
-    that teaches the rule what to predict; the logit form only bounds the logits' common offset,
-    which softmax ignores, and leaves the shape of y and ŷ to the meta-gradient. For LPG-V (no y)
-    the y terms are absent. π̂ and ŷ are the rule's outputs during the K updates.
-
-    Â = normalised GAE(γ, λ) from a meta-critic V_ψ that belongs to the lifetime, is used only for
-    meta-training, and takes one Adam step per meta-step on the TD(λ) errors of all K + 1 rollouts
-    of the meta-step (the K the agent learned from and the fresh one); its loss is reported as
-    ``critic_loss``. Â comes from the critic before that step.
-
-    Lifetimes are grouped by task (one vmapped batch per task, since tasks differ in observation
-    shapes); each restarts with a new level from its task distribution and a new bandit arm
-    (learning rate × α_y) when its `lifetime_updates` are done. Each lifetime's first length is
-    drawn uniformly from [K, lifetime_updates], so the population is staggered; these first,
-    shortened lifetimes are not reported to the bandit (their final return would credit an arm
-    for a lifetime it did not live), only the full-length ones after them.
-
-    `inner_steps` K may be anything up to `lifetime_updates`; with `checkpoint_inner` each inner
-    update is rematerialised on the backward pass (`jax.checkpoint`), so memory grows with K by
-    one agent state per update, not by every intermediate of the update.
-
-    The meta-gradient is the mean over tasks of each task's mean over its lifetimes, weighted by
-    `task_weights` (one positive weight per task, in the order of `tasks`; empty = equal weights).
-    The preset field ``task_weights`` (``--set 'task_weights={"gridworld/long_dense": 3}'``) maps
-    task names to weights; unnamed tasks weigh 1.
-
-    Divergence: a lifetime whose meta-loss, meta-gradient, agent or meta-critic becomes non-finite
-    during a step is left out of that step's meta-gradient (each lifetime's gradient is computed
-    separately and the mean is taken over the finite ones), reported to its bandit as ended, and
-    restarted as a fresh lifetime; ``agent_resets`` counts these events. Only a step with no finite
-    lifetime at all returns a NaN gradient (which `meta_train` then skips).
-
-    Sharding: the lifetimes of each task are the population axis (`population_size` =
-    `lifetimes_per_task`), split across devices by `MetaTrainConfig(devices=...)`.
+    `checkpoint_inner`: rematerialise each inner update on the backward pass (`jax.checkpoint`),
+    so memory grows with the unroll length by one inner state per update.
     """
 
-    inner_steps: int = eqx.field(static=True, default=5)
-    lifetimes_per_task: int = eqx.field(static=True, default=2)
-    num_envs: int = eqx.field(static=True, default=16)
-    rollout_len: int = eqx.field(static=True, default=20)
-    lifetime_updates: int = eqx.field(static=True, default=300)
-    learning_rates: tuple[float, ...] = eqx.field(static=True, default=(10.0, 20.0, 40.0, 80.0))
-    alpha_ys: tuple[float, ...] = eqx.field(static=True, default=(0.1, 0.5, 1.0))
-    agent_max_grad_norm: float = eqx.field(static=True, default=0.5)
-    betas: tuple[float, float, float, float] = eqx.field(static=True, default=(0.01, 0.001, 0.001, 0.001))
-    gae_lambda: float = eqx.field(static=True, default=0.95)
-    critic_lr_tabular: float = eqx.field(static=True, default=0.05)
-    critic_lr: float = eqx.field(static=True, default=1e-3)
-    bandit_temperature: float = eqx.field(static=True, default=0.1)
-    bandit_bonus: float = eqx.field(static=True, default=0.2)
-    bandit_window: int = eqx.field(static=True, default=10)
-    agent_hidden: tuple[int, ...] = eqx.field(static=True, default=(64, 64))
+    problem: AbstractTruncatedProblem
     checkpoint_inner: bool = eqx.field(static=True, default=True)
-    tasks: tuple = eqx.field(static=True, default=())
-    return_scales: tuple[float, ...] = eqx.field(static=True, default=())
-    task_weights: tuple[float, ...] = eqx.field(static=True, default=())
-    regularizer: str = eqx.field(static=True, default="logits")
 
-    def __check_init__(self):
-        if self.regularizer not in ("paper", "logits"):
-            raise ValueError(f"TruncatedMetaGradient.regularizer must be 'paper' or 'logits', got {self.regularizer!r}")
-        for name in ("inner_steps", "lifetimes_per_task", "num_envs", "rollout_len", "lifetime_updates", "bandit_window"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"TruncatedMetaGradient.{name} must be a positive integer, got {v!r}")
-        if self.inner_steps > self.lifetime_updates:
-            raise ValueError(
-                f"TruncatedMetaGradient: K (inner_steps={self.inner_steps}) is longer than a lifetime "
-                f"(lifetime_updates={self.lifetime_updates})"
-            )
-        if not self.learning_rates or not self.alpha_ys or min(self.learning_rates) <= 0 or min(self.alpha_ys) < 0:
-            raise ValueError("TruncatedMetaGradient: learning_rates must be positive and alpha_ys non-negative")
-        if self.task_weights and ((self.tasks and len(self.task_weights) != len(self.tasks)) or not all(np.isfinite(w) and w > 0 for w in self.task_weights)):
-            raise ValueError(
-                f"TruncatedMetaGradient.task_weights must hold one positive weight per task ({len(self.tasks)} tasks), got {self.task_weights!r}"
-            )
+    def env_steps_per_estimate(self) -> int:
+        return self.problem.env_steps_per_unroll()
 
-    def population_size(self) -> int:
-        return self.lifetimes_per_task
-
-    def population_axes(self, state) -> "TMGState":
-        return TMGState(True, False)  # every lifetime leaf has the lifetime axis; bandits do not
-
-    # ------------------------------------------------------------------ configuration per task
-
-    @property
-    def arms(self) -> list[tuple[float, float]]:
-        return [(lr, a) for lr in self.learning_rates for a in self.alpha_ys]
-
-    def bind(self, tasks: list) -> "TruncatedMetaGradient":
-        """Attach the task list (static) and each task's bandit return scale."""
-        scales = []
-        for t in tasks:
-            s = 1.0
-            if t.optimal_return is not None:
-                s = float(abs(t.optimal_return(t.default_params))) or 1.0
-            scales.append(s)
-        return dataclasses.replace(self, tasks=tuple(tasks), return_scales=tuple(scales))
-
-    def validate(self, rule, tasks):
-        for t in tasks:
-            if t.continuous_actions:
-                raise ValueError(f"task {t.name!r} has continuous actions; LPG agents are categorical")
-        if not hasattr(rule, "network"):
-            raise TypeError(f"TruncatedMetaGradient needs a learned rule with a network, got {type(rule).__name__}")
-
-    def _train_config(self, task) -> TrainConfig:
-        agent = AgentConfig(torso="tabular") if task.obs_kind == "index" else AgentConfig(hidden=self.agent_hidden, activation="relu")
-        return TrainConfig(
-            total_steps=self.lifetime_updates * self.num_envs * self.rollout_len,
-            num_envs=self.num_envs,
-            rollout_len=self.rollout_len,
-            optimizer="sgd",
-            learning_rate=1.0,
-            max_grad_norm=self.agent_max_grad_norm,
-            agent=agent,
-        )
-
-    def _critic_optimizer(self, task):
-        return optax.adam(self.critic_lr_tabular if task.obs_kind == "index" else self.critic_lr)
-
-    # ------------------------------------------------------------------ lifetimes
-
-    def _new_lifetime(self, rule, task, bandit: BanditState, length, *, key, staggered: bool = False) -> Lifetime:
-        k_arm, k_learner, k_critic = jax.random.split(key, 3)
-        cfg = self._train_config(task)
-        arm = bandit_sample(bandit, key=k_arm, temperature=self.bandit_temperature, bonus=self.bandit_bonus)
-        lrs = jnp.asarray([lr for lr, _ in self.arms], jnp.float32)
-        learner = learner_init(rule, task, cfg, key=k_learner)
-        learner = eqx.tree_at(lambda s: s.opt_state, learner, with_learning_rate(learner.opt_state, lrs[arm]))
-        critic = make_agent(task, cfg.agent, prediction_dim=0, value=True, key=k_critic)
-        critic_opt = self._critic_optimizer(task).init(eqx.filter(critic, eqx.is_inexact_array))
-        z = jnp.zeros((), jnp.float32)
-        return Lifetime(learner, critic, critic_opt, arm, jnp.zeros((), jnp.int32), jnp.asarray(length, jnp.int32), z, z, z, jnp.zeros((), bool), jnp.asarray(staggered))
-
-    def init(self, rule, tasks, *, key):
-        est = self if self.tasks else self.bind(tasks)
-        groups, bandits = [], []
-        for i, task in enumerate(est.tasks):
-            bandit = bandit_init(len(est.arms), est.bandit_window, est.return_scales[i])
-            k_len, k_new = jax.random.split(jax.random.fold_in(key, i))
-            lengths = jax.random.randint(k_len, (est.lifetimes_per_task,), est.inner_steps, est.lifetime_updates + 1)
-            keys = jax.random.split(k_new, est.lifetimes_per_task)
-            groups.append(jax.vmap(lambda k, n: est._new_lifetime(rule, task, bandit, n, key=k, staggered=True))(keys, lengths))
-            bandits.append(bandit)
-        return TMGState(tuple(groups), tuple(bandits))
-
-    # ------------------------------------------------------------------ the meta-loss of one lifetime
-
-    def _lifetime_loss(self, meta_params, rule_static, task, lt: Lifetime, key):
-        rule = eqx.combine(meta_params, rule_static)
-        alphas = jnp.asarray([a for _, a in self.arms], jnp.float32)
-        rule = eqx.tree_at(lambda r: r.alpha_y, rule, alphas[lt.arm])
-        cfg = self._train_config(task)
-        K = self.inner_steps
-
-        def inner(state, _):
-            state, m, traj = update_step_with_trajectory(rule, task, cfg, state)
-            return state, (m, traj)
-
-        if self.checkpoint_inner:
-            inner = jax.checkpoint(inner)
-        learner, (m, inner_trajs) = jax.lax.scan(inner, lt.learner, None, length=K)
-
-        # fresh rollout of the updated agent (the environments continue)
-        k_roll, key = jax.random.split(key)
-        carry, traj, stats = collect(learner.agent, task.env, learner.env_params, learner.env, self.rollout_len, key=k_roll)
-        learner = LearnerState(learner.agent, learner.opt_state, learner.env_params, carry, learner.key, learner.update)
-
-        # meta-critic: TD(λ) on all K + 1 rollouts; the meta-loss uses the last one's advantages
-        all_trajs = jax.lax.stop_gradient(jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]], axis=0), inner_trajs, traj))
-
-        def critic_loss_fn(critic):
-            def one(tr):
-                v = batched_value(critic, tr.obs)
-                nv = batched_value(critic, tr.next_obs) * (1.0 - tr.terminated)
-                adv = gae(tr.reward, jax.lax.stop_gradient(v), jax.lax.stop_gradient(nv), tr.done, rule.gamma, self.gae_lambda)
-                target = jax.lax.stop_gradient(adv + v)
-                return 0.5 * jnp.mean((v - target) ** 2), adv
-
-            losses, advs = jax.vmap(one)(all_trajs)
-            return jnp.mean(losses), advs[-1]
-
-        (critic_loss, adv), cgrads = jax.value_and_grad(critic_loss_fn, has_aux=True)(lt.critic)
-        critic, critic_opt = apply_gradients(lt.critic, cgrads, lt.critic_opt, self._critic_optimizer(task))
-        adv = jax.lax.stop_gradient(normalize(adv))
-
-        out = batched(learner.agent, traj.obs)
-        logp, entropy = categorical_log_prob_entropy(out.logits, traj.action)
-        b0, b1, b2, b3 = self.betas
-        pg = -jnp.mean(logp * adv)
-        meta_loss = pg - b0 * jnp.mean(entropy) + b2 * jnp.mean(m["pi_hat_sq"])
-        if out.y_logits is not None:
-            log_y = jax.nn.log_softmax(out.y_logits)
-            y_entropy = -jnp.sum(jnp.exp(log_y) * log_y, axis=-1)
-            if self.regularizer == "paper":
-                meta_loss = meta_loss - b1 * jnp.mean(y_entropy) + b3 * jnp.mean(m["y_hat_sq"])
-            else:
-                meta_loss = meta_loss + b1 * jnp.mean(jnp.mean(out.y_logits, axis=-1) ** 2) + b3 * jnp.mean(m["y_hat_logit_mean_sq"])
-        else:
-            y_entropy = jnp.zeros_like(entropy)
-
-        # lifetime bookkeeping (no gradient)
-        sg = jax.lax.stop_gradient
-        age = lt.age + K
-        late = age > lt.length - jnp.maximum(K, lt.length // 5)
-        rs = sg(jnp.sum(m["return_sum"]) + stats.return_sum)
-        n = sg(jnp.sum(m["episodes"]) + stats.count)
-        mean_ret = rs / jnp.maximum(n, 1.0)
-        ema = jnp.where(n > 0, jnp.where(lt.return_seen, 0.9 * lt.return_ema + 0.1 * mean_ret, mean_ret), lt.return_ema)
-        new_lt = Lifetime(
-            sg(learner),
-            critic,
-            critic_opt,
-            lt.arm,
-            age,
-            lt.length,
-            lt.late_return_sum + jnp.where(late, rs, 0.0),
-            lt.late_return_count + jnp.where(late, n, 0.0),
-            ema,
-            lt.return_seen | (n > 0),
-            lt.staggered,
-        )
-        aux = {
-            "meta_pg_loss": pg,
-            "critic_loss": critic_loss,
-            "entropy": jnp.mean(entropy),
-            "y_entropy": jnp.mean(y_entropy),
-            "pi_hat_sq": jnp.mean(m["pi_hat_sq"]),
-            "lifetime_return": ema,
-        }
-        return meta_loss, (new_lt, aux)
-
-    # ------------------------------------------------------------------ one estimate
-
-    def estimate(self, meta_params, rule_static, state: TMGState, *, key):
-        keys = jax.random.split(key, 2 * len(self.tasks))
-        N = self.lifetimes_per_task
+    def estimate(self, meta_params, rule_static, state, *, key):
+        problem = self.problem
+        members = problem.members(state)
+        keys = jax.random.split(key, 2 * len(members))
         rule = eqx.combine(meta_params, rule_static)
 
         def masked_mean(x, ok, n):
             ok = ok.reshape(ok.shape + (1,) * (x.ndim - 1))
             return jnp.sum(jnp.where(ok, x, 0), axis=0) / jnp.maximum(n, 1).astype(x.dtype)
 
-        groups, bandits, metrics = [], [], {}
-        task_losses, task_grads, task_ok = [], [], []
-        for i, task in enumerate(self.tasks):
-            old = constrain_population(state.groups[i])
+        news, healthies, auxs = [], [], []
+        group_losses, group_grads, group_ok = [], [], []
+        for i, group in enumerate(members):
+            N = jax.tree.leaves(group)[0].shape[0]
+            old = constrain_population(group)
             ks = constrain_population(jax.random.split(keys[2 * i], N))
 
-            def one(mp, lt, k, task=task):
-                return self._lifetime_loss(mp, rule_static, task, lt, k)
+            def one(mp, m, k, i=i):
+                return problem.member_loss(mp, rule_static, i, m, key=k, remat=self.checkpoint_inner)
 
-            # one gradient per lifetime, so a diverged lifetime can be left out of the mean
-            (l, (lts, aux)), g = jax.vmap(
-                lambda lt, k: eqx.filter_value_and_grad(one, has_aux=True)(meta_params, lt, k)
+            # one gradient per member, so a diverged member can be left out of the mean
+            (l, (new, aux)), g = jax.vmap(
+                lambda m, k: eqx.filter_value_and_grad(one, has_aux=True)(meta_params, m, k)
             )(old, ks)
-            healthy = jnp.isfinite(l) & _all_finite_rows(g, N) & _all_finite_rows((lts.learner.agent, lts.learner.opt_state, lts.critic, lts.critic_opt), N)
+            healthy = jnp.isfinite(l) & _all_finite_rows(g, N) & problem.member_finite(new)
             n_ok = jnp.sum(healthy)
-            task_losses.append(masked_mean(l, healthy, n_ok))
-            task_grads.append(jax.tree.map(lambda x: masked_mean(x, healthy, n_ok), g))
-            task_ok.append(n_ok > 0)
+            group_losses.append(masked_mean(l, healthy, n_ok))
+            group_grads.append(jax.tree.map(lambda x: masked_mean(x, healthy, n_ok), g))
+            group_ok.append(n_ok > 0)
+            news.append(new)
+            healthies.append(healthy)
+            auxs.append({k: masked_mean(v, healthy, n_ok) for k, v in aux.items()})
 
-            ended = lts.age >= lts.length
-            reset = ended | ~healthy
-
-            def final_return(x: Lifetime):
-                return jnp.where(x.late_return_count > 0, x.late_return_sum / jnp.maximum(x.late_return_count, 1.0), x.return_ema)
-
-            # a diverged lifetime reports its last finite estimate (from before this step)
-            final = jnp.where(healthy, final_return(lts), final_return(old))
-            bandit = state.bandits[i]
-
-            def push(b, x):
-                arm, f, e = x
-                return bandit_update(b, arm, f, e), None
-
-            bandit, _ = jax.lax.scan(push, bandit, (old.arm, final, reset & jnp.isfinite(final) & ~old.staggered))
-            k_new = constrain_population(jax.random.split(keys[2 * i + 1], N))
-            fresh = jax.vmap(lambda k: self._new_lifetime(rule, task, bandit, self.lifetime_updates, key=k))(k_new)
-            lts = jax.tree.map(
-                lambda f, o: jnp.where(reset.reshape((-1,) + (1,) * (o.ndim - 1)), f, o), fresh, lts
-            )
-            groups.append(constrain_population(lts))
-            bandits.append(bandit)
-            name = task.name
-            for k, v in aux.items():
-                metrics[f"{k}/{name}"] = masked_mean(v, healthy, n_ok)
-            metrics[f"final_return_sum/{name}"] = jnp.sum(jnp.where(ended & healthy, final, 0.0))
-            metrics[f"lifetimes_ended/{name}"] = jnp.sum(ended & healthy)
-            metrics[f"agent_resets/{name}"] = jnp.sum(~healthy)
-            metrics[f"arm_probs/{name}"] = bandit_probs(bandit, self.bandit_temperature, self.bandit_bonus)
-
-        ok = jnp.stack(task_ok)
-        w = [float(x) for x in self.task_weights] or [1.0] * len(self.tasks)
-        w_ok = jnp.where(ok, jnp.asarray(w, jnp.float32), 0.0)  # weights of tasks with a finite lifetime
+        new_state, metrics = problem.advance(rule, state, tuple(news), tuple(healthies), tuple(auxs), keys=tuple(keys[2 * i + 1] for i in range(len(members))))
+        ok = jnp.stack(group_ok)
+        w = list(problem.group_weights())
+        w_ok = jnp.where(ok, jnp.asarray(w, jnp.float32), 0.0)  # weights of groups with a finite member
         total = jnp.sum(w_ok)
-        scale = jnp.where(total > 0, 1.0 / jnp.where(total > 0, total, 1.0), jnp.nan)  # no finite lifetime: NaN, skipped
-        loss = jnp.sum(jnp.where(ok, w_ok * jnp.stack(task_losses), 0.0)) * scale  # a failed task may have a NaN loss
-        grads = jax.tree.map(lambda *gs: sum(jnp.where(o, wi * x, 0) for o, wi, x in zip(task_ok, w, gs)) * scale.astype(gs[0].dtype), *task_grads)
-        metrics["critic_loss"] = jnp.mean(jnp.stack([metrics[f"critic_loss/{t.name}"] for t in self.tasks]))
-        metrics["agent_resets"] = sum(metrics[f"agent_resets/{t.name}"] for t in self.tasks)
-        return loss, grads, TMGState(tuple(groups), tuple(bandits)), metrics
-
-    def env_steps_per_estimate(self) -> int:
-        return len(self.tasks) * self.lifetimes_per_task * (self.inner_steps + 1) * self.num_envs * self.rollout_len
+        scale = jnp.where(total > 0, 1.0 / jnp.where(total > 0, total, 1.0), jnp.nan)  # no finite member: NaN, skipped
+        loss = jnp.sum(jnp.where(ok, w_ok * jnp.stack(group_losses), 0.0)) * scale  # a failed group may have a NaN loss
+        grads = jax.tree.map(lambda *gs: sum(jnp.where(o, wi * x, 0) for o, wi, x in zip(group_ok, w, gs)) * scale.astype(gs[0].dtype), *group_grads)
+        return loss, grads, new_state, metrics
 
 
-def _all_finite_rows(tree, n: int) -> Array:
-    """[n] booleans: whether every inexact-array leaf of `tree` is finite in row i of its leading axis."""
-    rows = [jnp.all(jnp.isfinite(x.reshape(n, -1)), axis=1) for x in jax.tree.leaves(tree) if eqx.is_inexact_array(x) and x.ndim >= 1 and x.shape[0] == n]
-    return jnp.all(jnp.stack(rows), axis=0) if rows else jnp.ones((n,), bool)
+class TruncatedMetaGradient(TruncatedBackprop):
+    """LPG's estimator: `TruncatedBackprop` on `LPGLifetimes(**lifetime_fields)` (or on `problem`).
+
+    K agent updates with the rule, then an actor-critic meta-objective on a fresh rollout of the
+    updated agent, differentiated through all K updates; see `LPGLifetimes` for the meta-loss,
+    the bandit and the lifetimes' fields (`inner_steps`, `lifetimes_per_task`, `learning_rates`,
+    ...), which may be given here directly."""
+
+    def __init__(self, problem: AbstractTruncatedProblem | None = None, *, checkpoint_inner: bool = True, **lifetime_fields):
+        if problem is None:
+            problem = LPGLifetimes(**lifetime_fields)
+        elif lifetime_fields:
+            raise TypeError("TruncatedMetaGradient: give a problem or its fields, not both")
+        self.problem = problem
+        self.checkpoint_inner = checkpoint_inner

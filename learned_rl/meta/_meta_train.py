@@ -125,7 +125,7 @@ def make_meta_step(estimator: AbstractMetaEstimator, config: MetaTrainConfig) ->
         metrics = {
             **metrics,
             "meta_loss": loss,
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "skipped": (~finite).astype(jnp.int32),
         }
         new = MetaState(rule, opt_state, est_state, state.key, state.step + 1, state.skipped + (~finite))
@@ -155,7 +155,7 @@ def meta_train(
     **Arguments:**
 
     - `rule`: a learned update rule (e.g. `LPG`); its inexact-array leaves are meta-trained.
-    - `tasks`: a list of `tasks.Task` (see `tasks.resolve`).
+    - `tasks`: a list of `learned_rl.tasks.Task` (see `tasks.resolve`).
     - `estimator`: an `AbstractMetaEstimator` (e.g. `TruncatedMetaGradient`).
     - `config`: a `MetaTrainConfig`.
     - `key`: a PRNG key.
@@ -166,8 +166,8 @@ def meta_train(
     """
     if not tasks:
         raise ValueError("meta_train needs at least one task")
-    if hasattr(estimator, "bind") and not getattr(estimator, "tasks", None):
-        estimator = estimator.bind(tasks)
+    if not estimator.tasks:
+        estimator = estimator.bind(tasks, rule)
     mesh = population_mesh(config.devices)  # ValueError: more devices than the machine has
     check_divisible(estimator.population_size(), mesh, f"{type(estimator).__name__} population")
     if state is None:

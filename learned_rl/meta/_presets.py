@@ -16,6 +16,10 @@ import dataclasses
 import math
 from typing import Any
 
+from ..rules._lpg import LPG
+from ._estimators import TruncatedMetaGradient
+from ._meta_train import MetaTrainConfig
+
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(
         hidden_size=64, prediction_dim=8, cell="lstm",
@@ -95,10 +99,6 @@ def _check_field(name: str, value, default) -> None:
 
 def build(preset: dict[str, Any], tasks: list, *, key):
     """`(rule, estimator, meta_config)` for a preset dict."""
-    from ..rules._lpg import LPG
-    from ._estimators import TruncatedMetaGradient
-    from ._meta_train import MetaTrainConfig
-
     rule = LPG.from_config(
         {
             "hidden_size": preset["hidden_size"], "prediction_dim": preset["prediction_dim"], "cell": preset["cell"],
@@ -114,6 +114,6 @@ def build(preset: dict[str, Any], tasks: list, *, key):
     if unknown:
         raise ValueError(f"preset field 'task_weights' names tasks that are not meta-trained on: {unknown} (tasks: {', '.join(names)})")
     if weights:
-        est = dataclasses.replace(est, task_weights=tuple(float(weights.get(n, 1.0)) for n in names))
+        est = dataclasses.replace(est, problem=dataclasses.replace(est.problem, task_weights=tuple(float(weights.get(n, 1.0)) for n in names)))
     cfg = MetaTrainConfig(steps=int(preset["steps"]), meta_lr=float(preset["meta_lr"]), max_grad_norm=float(preset["max_grad_norm"]))
     return rule, est, cfg

@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -40,9 +39,12 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from .. import tasks as task_registry
 from .._checkpoint import CheckpointError, load, read_header, save
-from .._experiment import write_json
+from .._io import write_csv, write_json
+from .._registry import rule_file
 from .._rules_io import load_rule, save_rule
+from ._es import build_lpo, get_lpo_preset
 from ._meta_train import meta_init, meta_train
 from ._presets import build, get_preset
 from ._sharding import check_divisible, host_copy, is_writer, population_mesh
@@ -58,7 +60,7 @@ def _jsonable(x):
     return x
 
 
-def _rows(history: list[tuple[int, dict]], est, start_step: int) -> dict[str, Any]:
+def _rows(history: list[tuple[int, dict]], est) -> dict[str, Any]:
     """Aggregate the per-step metrics of one logging window into one CSV row."""
     step = history[-1][0]
     ms = [m for _, m in history]
@@ -75,7 +77,7 @@ def _rows(history: list[tuple[int, dict]], est, start_step: int) -> dict[str, An
         row[f"final_return/{n}"] = fsum / ended if ended else float("nan")
         row[f"critic_loss/{n}"] = float(np.mean([m[f"critic_loss/{n}"] for m in ms]))
         probs = ms[-1][f"arm_probs/{n}"]
-        for (lr, a), p in zip(est.arms, probs):
+        for (lr, a), p in zip(est.problem.arms, probs):
             row[f"arm_prob/{n}/lr{lr:g}_ay{a:g}"] = float(p)
     return row
 
@@ -89,7 +91,6 @@ def _plot(path: Path, rows: list[dict[str, Any]], est) -> None:
     if not rows:
         return
     steps = np.array([r["step"] for r in rows])
-    nt = len(est.tasks)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     axes[0].plot(steps, [r["meta_loss"] for r in rows], label="meta-loss")
     axes[0].plot(steps, [r["critic_loss"] for r in rows], label="meta-critic loss")
@@ -102,9 +103,9 @@ def _plot(path: Path, rows: list[dict[str, Any]], est) -> None:
     axes[1].set_title("lifetime return (EMA over the population)")
     axes[1].legend(fontsize=7)
     for i, t in enumerate(est.tasks):
-        probs = np.array([[r[f"arm_prob/{t.name}/lr{lr:g}_ay{a:g}"] for lr, a in est.arms] for r in rows])
+        probs = np.array([[r[f"arm_prob/{t.name}/lr{lr:g}_ay{a:g}"] for lr, a in est.problem.arms] for r in rows])
         best = np.argmax(probs[-1])
-        lr, a = est.arms[best]
+        lr, a = est.problem.arms[best]
         axes[2].plot(steps, probs[:, best], label=f"{t.name}: lr {lr:g}, α_y {a:g}")
     axes[2].set_ylim(0, 1)
     axes[2].set_xlabel("meta-step")
@@ -129,27 +130,11 @@ def _read_rows(path: Path, upto_step: int) -> list[dict[str, Any]]:
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)
+    if rows:
+        write_csv(path, rows)
 
 
-def preferred_arm(state, est) -> tuple[float, float]:
-    """The (learning rate, α_y) arm with the highest bandit probability, averaged over tasks."""
-    from ._bandit import bandit_probs
-
-    probs = np.mean(
-        [np.asarray(bandit_probs(b, est.bandit_temperature, est.bandit_bonus)) for b in state.estimator_state.bandits], axis=0
-    )
-    return est.arms[int(np.argmax(probs))]
-
-
-def _es_rows(history: list[tuple[int, dict]], est, start_step: int) -> dict[str, Any]:
+def _es_rows(history: list[tuple[int, dict]], est) -> dict[str, Any]:
     """One CSV row (means over the logging window) of an evolution-strategies run."""
     step = history[-1][0]
     ms = [m for _, m in history]
@@ -196,18 +181,16 @@ def _es_plot(path: Path, rows: list[dict[str, Any]], est) -> None:
 
 
 def _lpg_finish(rule, state, est):
-    lr, alpha = preferred_arm(state, est)
+    lr, alpha = est.problem.preferred_arm(state.estimator_state)
     rule = rule.with_arm(lr, alpha)
     return rule, {"preferred_arm": {"learning_rate": lr, "alpha_y": alpha}}
 
 
 def _lpo_finish(rule, state, est):
-    return rule, {"population": est.population, "inner_steps": est.configs[0].num_updates * est.configs[0].steps_per_update, "generations": int(state.step)}
+    return rule, {"population": est.population, "inner_steps": est.problem.configs[0].num_updates * est.problem.configs[0].steps_per_update, "generations": int(state.step)}
 
 
 def _lpo_build(preset: str, steps, overrides, task_objs, key):
-    from ._es import build_lpo, get_lpo_preset
-
     p = get_lpo_preset(preset, steps=steps, **(overrides or {}))
     rule, est, cfg = build_lpo(p, task_objs, key=key)
     return p, rule, est, cfg
@@ -231,8 +214,6 @@ def warm_start(kind: str, rule, ref: str):
     """`rule` with the meta-parameters of the saved rule `ref` (a path or a shipped name), and a
     JSON-able record of where they came from. Raises `ValueError` if `ref` is another kind of rule
     or has another architecture than `rule`."""
-    from .._registry import rule_file
-
     path = rule_file(kind, ref)
     loaded = load_rule(path, kind=kind)
     new_p, _ = eqx.partition(loaded, eqx.is_inexact_array)
@@ -353,8 +334,6 @@ def run_meta_train(
 
     Everything is validated before any compilation or file write; bad input raises `ValueError`.
     """
-    import tasks as task_registry
-
     if kind not in _KINDS:
         raise ValueError(f"meta-train: unknown rule kind {kind!r} (available: {', '.join(_KINDS)})")
     build_fn, row_fn, plot_fn, finish_fn, postfix_key, state_kind = _KINDS[kind]
@@ -424,7 +403,7 @@ def run_meta_train(
             bar.update(1)
             bar.set_postfix({postfix_key: f"{float(m[postfix_key]):.3f}"})
         if step % log_every == 0 or step == cfg.steps:
-            rows.append(row_fn(window, est, step))
+            rows.append(row_fn(window, est))
             window.clear()
             if step % log_every == 0 and (time.time() - last_ckpt[0] >= checkpoint_every or step == cfg.steps):
                 checkpoint(s)

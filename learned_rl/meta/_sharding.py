@@ -147,11 +147,6 @@ def constrain_population(tree: Any) -> Any:
     return constrain(tree, True, mesh)
 
 
-def active_mesh() -> Mesh | None:
-    """The population mesh of the meta-step being traced (None if unsharded)."""
-    return _ACTIVE.get()
-
-
 @contextlib.contextmanager
 def use_mesh(mesh: Mesh | None):
     """Make `mesh` the population mesh seen by `constrain_population` while tracing."""

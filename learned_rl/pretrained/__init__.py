@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._rules_io import load_rule
+
 _DIR = Path(__file__).parent
 
 
@@ -28,6 +30,4 @@ def path(name: str) -> Path:
 
 def load(name: str):
     """Load a shipped rule by name."""
-    from .._rules_io import load_rule
-
     return load_rule(path(name))

@@ -1,4 +1,4 @@
-"""Update rules: the abstract interface, the mirror-learning drifts, and LPG."""
+"""Update rules: the abstract interface, mirror learning (the rule and its drifts), and LPG."""
 
 from ._base import AbstractUpdateRule as AbstractUpdateRule
 from ._lpg import LPG as LPG, LPGNetwork as LPGNetwork
@@ -7,5 +7,6 @@ from ._mirror import (
     ClipDrift as ClipDrift,
     DPODrift as DPODrift,
     LPODrift as LPODrift,
+    MirrorLearning as MirrorLearning,
     mirror_objective as mirror_objective,
 )

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
@@ -15,6 +14,7 @@ from .._agent import Agent
 from .._agent import categorical_log_prob_entropy as categorical_log_prob_entropy
 from .._agent import gaussian_log_prob_entropy as gaussian_log_prob_entropy
 from .._agent import log_prob_entropy as log_prob_entropy
+from .._returns import gae
 from .._rollout import Trajectory
 
 
@@ -100,3 +100,17 @@ def batched_value(agent: Agent, obs: Array) -> Array:
     lead = obs.shape[: obs.ndim - agent.obs_ndim]
     flat = obs.reshape((-1, *obs.shape[len(lead):]))
     return jax.vmap(agent.value)(flat).reshape(lead)
+
+
+def advantages_and_targets(agent: Agent, traj: Trajectory, value: Array, gamma: float, lam: float) -> tuple[Array, Array]:
+    """GAE(γ, λ) advantages of `traj` and the value targets ``Â + V``, both without gradient.
+
+    `value` is ``V(s_t)`` ``[T, B]`` (computed by the caller, often in the same pass as the policy);
+    the bootstrap is `agent`'s value head on the true next observations, zero where the episode
+    terminated and kept where it was only truncated. The one value-target set-up of every rule with
+    a value head (A2C, the mirror-learning rules, LPG-V) and of LPG's meta-critic.
+    """
+    value = jax.lax.stop_gradient(value)
+    next_value = jax.lax.stop_gradient(batched_value(agent, traj.next_obs)) * (1.0 - traj.terminated)
+    adv = gae(traj.reward, value, next_value, traj.done, gamma, lam)
+    return adv, adv + value

@@ -45,8 +45,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._returns import gae
-from ._base import AbstractUpdateRule, apply_gradients, batched, batched_value, categorical_log_prob_entropy
+from .._defaults import A2C_DEFAULTS, family_default
+from ._base import AbstractUpdateRule, advantages_and_targets, apply_gradients, batched, batched_value, categorical_log_prob_entropy
 
 CellKind = Literal["lstm", "gru"]
 Variant = Literal["y", "v"]
@@ -239,9 +239,7 @@ class LPG(AbstractUpdateRule):
             metrics["y_entropy"] = jnp.mean(-jnp.sum(jnp.exp(log_y) * log_y, axis=-1))
         else:
             v = out.value
-            nv = jax.lax.stop_gradient(batched_value(agent, traj.next_obs)) * (1.0 - traj.terminated)
-            adv = gae(traj.reward, jax.lax.stop_gradient(v), nv, traj.done, self.gamma, self.td_lambda)
-            target = jax.lax.stop_gradient(adv + v)
+            _, target = advantages_and_targets(agent, traj, v, self.gamma, self.td_lambda)
             aux = 0.5 * jnp.mean((v - target) ** 2)
             metrics["value_loss"] = aux
         loss = pg + self.alpha_y * aux
@@ -283,8 +281,6 @@ class LPG(AbstractUpdateRule):
         """Agent defaults for training with a learned LPG rule: A2C's per-family defaults; on
         tabular tasks (lookup-table agents, SGD) with the rule's own learning rate and, where the
         rule records it, the envs × steps of its meta-training regime."""
-        from baselines.a2c import A2C_DEFAULTS, family_default
-
         self.check_task(task)
         cfg = family_default(A2C_DEFAULTS, task, "LPG")
         if cfg.optimizer == "sgd":

@@ -1,9 +1,8 @@
-"""LPO (Lu et al. 2022): PPO's mirror objective with a learned drift, `PPO(drift=LPODrift(...))`.
+"""LPO (Lu et al. 2022): PPO's mirror objective with a learned drift, `MirrorLearning(drift=LPODrift(...))`.
 
-An LPO rule *is* a `baselines.PPO` whose drift is an `LPODrift`; its only inexact-array leaves are the
+An LPO rule *is* a `MirrorLearning` rule (PPO's machinery) whose drift is an `LPODrift`; its only inexact-array leaves are the
 drift network's weights, so those are exactly its meta-parameters (what `EvolutionStrategies`
 perturbs). These helpers build such a rule and (de)serialise its config for `save_rule`/`load_rule`.
-`baselines` is imported lazily: it imports `learned_rl.rules` itself.
 """
 
 from __future__ import annotations
@@ -12,26 +11,24 @@ from typing import Any
 
 import jax
 
-from ._mirror import LPODrift
+from ._mirror import LPODrift, MirrorLearning
 
 _PPO_FIELDS = ("gamma", "gae_lambda", "ent_coef", "vf_coef", "clip_value", "num_epochs", "num_minibatches")
 _DRIFT_FIELDS = ("width", "ppo_init", "epsilon")
 
 
 def make_lpo(drift: LPODrift | None = None, *, key=None, width: int = 128, ppo_init: bool = True, **ppo_kwargs):
-    """A PPO rule with an `LPODrift`: `drift` if given, else a fresh one (zero output layer, so with
-    `ppo_init` it is exactly PPO-clip up to the 1e-4 shift). `ppo_kwargs` go to `PPO`."""
-    from baselines import PPO
-
+    """A mirror-learning rule with an `LPODrift`: `drift` if given, else a fresh one (zero output layer, so with
+    `ppo_init` it is exactly PPO-clip up to the 1e-4 shift). `ppo_kwargs` go to `MirrorLearning`."""
     if drift is None:
         drift = LPODrift(width, ppo_init, key=jax.random.PRNGKey(0) if key is None else key)
     if not isinstance(drift, LPODrift):
         raise TypeError(f"make_lpo needs an LPODrift, got {type(drift).__name__}")
-    return PPO(drift=drift, **ppo_kwargs)
+    return MirrorLearning(drift=drift, **ppo_kwargs)
 
 
 def is_lpo(rule) -> bool:
-    """Whether `rule` is a PPO-family rule with a learned (`LPODrift`) drift."""
+    """Whether `rule` is a mirror-learning rule with a learned (`LPODrift`) drift."""
     return isinstance(getattr(rule, "drift", None), LPODrift)
 
 

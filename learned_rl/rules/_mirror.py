@@ -9,14 +9,18 @@ PPO's clipped objective is this objective with `ClipDrift`:
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
+
+from .._defaults import PPO_DEFAULTS, family_default
+from .._learner import TrainConfig
+from .._returns import normalize
+from ._base import AbstractUpdateRule, advantages_and_targets, apply_gradients, batched, batched_value, log_prob_entropy
 
 
 class AbstractDrift(eqx.Module):
@@ -114,3 +118,98 @@ class LPODrift(AbstractDrift):
         if self.ppo_init:
             f = f + ClipDrift(self.epsilon)(log_ratio, advantage)
         return jax.nn.relu(f)
+
+
+class MirrorLearning(AbstractUpdateRule):
+    """The mirror-learning rule: PPO's machinery (GAE, epochs × minibatches, per-minibatch advantage
+    normalisation, clipped value loss, entropy bonus) around the objective ``E[r·A − f(r, A)]`` with
+    a pluggable `drift` f. With `ClipDrift` it is PPO-clip (`learned_rl.baselines.PPO`); with
+    `DPODrift` it is DPO, with `LPODrift` LPO. Per-family defaults: `PPO_DEFAULTS`."""
+
+    name: ClassVar[str] = "mirror"
+    action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete", "continuous"})
+    prediction_dim: ClassVar[int] = 0
+    needs_value: ClassVar[bool] = True
+    drift: AbstractDrift = ClipDrift(0.2)
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    clip_value: float | None = 0.2
+    num_epochs: int = eqx.field(default=4, static=True)
+    num_minibatches: int = eqx.field(default=4, static=True)
+
+    def __check_init__(self):
+        if self.num_epochs <= 0 or self.num_minibatches <= 0:
+            raise ValueError(f"{type(self).__name__}: num_epochs and num_minibatches must be positive")
+        if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ValueError(f"{type(self).__name__}: gamma and gae_lambda must be in [0, 1]")
+
+    def _batch(self, agent, traj):
+        """Advantages and value targets under the behaviour agent, flattened to ``[N]``."""
+        value = batched_value(agent, traj.obs)
+        adv, target = advantages_and_targets(agent, traj, value, self.gamma, self.gae_lambda)
+        batch = {
+            "obs": traj.obs,
+            "action": traj.action,
+            "log_prob": traj.log_prob,
+            "adv": adv,
+            "target": target,
+            "value": value,
+        }
+        n = traj.reward.size
+        return jax.tree.map(lambda x: x.reshape((n, *x.shape[2:])), jax.lax.stop_gradient(batch))
+
+    def _minibatch_loss(self, agent, mb):
+        out = batched(agent, mb["obs"])
+        logp, entropy = log_prob_entropy(out, mb["action"])
+        log_ratio = logp - mb["log_prob"]
+        adv = normalize(mb["adv"])
+        objective = mirror_objective(self.drift, log_ratio, adv)
+        if self.clip_value is None:
+            v_loss = 0.5 * jnp.mean((out.value - mb["target"]) ** 2)
+        else:
+            v_clipped = mb["value"] + jnp.clip(out.value - mb["value"], -self.clip_value, self.clip_value)
+            v_loss = 0.5 * jnp.mean(
+                jnp.maximum((out.value - mb["target"]) ** 2, (v_clipped - mb["target"]) ** 2)
+            )
+        ent = jnp.mean(entropy)
+        loss = -objective + self.vf_coef * v_loss - self.ent_coef * ent
+        approx_kl = jnp.mean((jnp.exp(log_ratio) - 1) - log_ratio)
+        return loss, {"loss": loss, "policy_objective": objective, "value_loss": v_loss, "entropy": ent, "approx_kl": approx_kl}
+
+    def loss(self, agent, traj, *, key):
+        """The PPO loss on the whole trajectory as one minibatch (the first gradient step)."""
+        return self._minibatch_loss(agent, self._batch(agent, traj))
+
+    def update(self, agent, opt_state, optimizer, traj, *, key):
+        batch = self._batch(agent, traj)
+        n = traj.reward.size
+        if n % self.num_minibatches:
+            raise ValueError(
+                f"{type(self).__name__}: batch size {n} (num_envs × rollout_len) is not divisible by "
+                f"num_minibatches={self.num_minibatches}"
+            )
+        grad_fn = eqx.filter_grad(self._minibatch_loss, has_aux=True)
+
+        def minibatch_step(carry, mb):
+            agent, opt_state = carry
+            grads, metrics = grad_fn(agent, mb)
+            agent, opt_state = apply_gradients(agent, grads, opt_state, optimizer)
+            return (agent, opt_state), metrics
+
+        def epoch(carry, k):
+            perm = jax.random.permutation(k, n)
+            mbs = jax.tree.map(
+                lambda x: x[perm].reshape((self.num_minibatches, n // self.num_minibatches, *x.shape[1:])),
+                batch,
+            )
+            return jax.lax.scan(minibatch_step, carry, mbs)
+
+        (agent, opt_state), metrics = jax.lax.scan(
+            epoch, (agent, opt_state), jax.random.split(key, self.num_epochs)
+        )
+        return agent, opt_state, jax.tree.map(jnp.mean, metrics)
+
+    def default_config(self, task) -> TrainConfig:
+        return family_default(PPO_DEFAULTS, task, type(self).__name__)
