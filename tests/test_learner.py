@@ -146,15 +146,16 @@ def test_both_baselines_run_on_every_observation_kind(name):
 
 def test_training_compiles_once_for_all_chunks(monkeypatch):
     import learned_rl._experiment as ex
+    import learned_rl._learner as learner
 
     traces = []
-    real = ex.update_step
+    real = learner.update_step_with_trajectory  # the body of the one update loop, `learner.run`
 
     def counting(*a, **k):
         traces.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(ex, "update_step", counting)
+    monkeypatch.setattr(learner, "update_step_with_trajectory", counting)
     task = tasks.make("chain/short")
     rule = A2C()
     cfg = rule.default_config(task).replace(total_steps=64 * 20 * 40)
