@@ -239,3 +239,37 @@ def test_meta_train_cli_variant_v_writes_an_lpg_v_rule_with_its_regime(tmp_path)
     assert rule.variant == "v" and rule.needs_value
     assert (rule.num_envs, rule.rollout_len, rule.lifetime_updates) == (4, 8, 12)
     assert rule.default_config(tasks.make("chain/short")).num_envs == 4
+
+
+def test_presets_are_typed_every_field_is_settable_and_round_trips():
+    """One config path: a preset is a typed object; every field of the lifetimes problem and the
+    ES is a preset field (so `--set` reaches it), the object `build`s the run, and its JSON (what
+    config.json holds) reads back to the same object. Fields added later stay out of the JSON at
+    their defaults, so an older run's config.json still matches on --resume."""
+    import dataclasses
+    import json
+
+    from learned_rl.meta import LPGLifetimes, TrainingRuns
+    from learned_rl.meta._es import EvolutionStrategies, LPOPreset, get_lpo_preset
+    from learned_rl.meta._presets import LPGPreset, get_preset
+
+    ts = [tasks.make("chain/short")]
+    p = get_preset("cpu", critic_lr=0.01, agent_hidden=[32], bandit_window=5, gae_lambda=0.9, task_weights={"chain/short": 2.0})
+    assert LPGPreset.from_json(json.loads(json.dumps(p.to_json()))) == p
+    _, est, cfg = p.build(ts, key=jax.random.PRNGKey(0))
+    prob = est.problem
+    assert (prob.critic_lr, prob.agent_hidden, prob.bandit_window, prob.gae_lambda, prob.task_weights) == (0.01, (32,), 5, 0.9, (2.0,))
+    assert cfg.steps == p.steps and cfg.meta_lr == p.meta_lr
+    settable = {f.name for f in dataclasses.fields(LPGLifetimes)} - {"tasks", "return_scales"}
+    assert settable <= set(LPGPreset.field_names()), settable - set(LPGPreset.field_names())
+    assert set(get_preset("cpu").to_json()) == set(LPGPreset.field_names()) - set(LPGPreset.LATER)
+    with pytest.raises(ValueError, match="'critic_lr' must be a positive number"):
+        get_preset("cpu", critic_lr=0)
+
+    q = get_lpo_preset("cpu", final_fraction=0.2, max_nan_fraction=0.25, population=4, inner_steps=2560)
+    assert LPOPreset.from_json(json.loads(json.dumps(q.to_json()))) == q
+    _, est, _ = q.build([tasks.make("CartPole-v1")], key=jax.random.PRNGKey(0))
+    assert isinstance(est, EvolutionStrategies) and isinstance(est.problem, TrainingRuns)
+    assert (est.problem.final_fraction, est.max_nan_fraction, est.population) == (0.2, 0.25, 4)
+    es_fields = {f.name for f in dataclasses.fields(EvolutionStrategies)} | {f.name for f in dataclasses.fields(TrainingRuns)}
+    assert es_fields - {"problem", "tasks", "configs"} <= set(LPOPreset.field_names())

@@ -31,8 +31,9 @@ and NaN skip. OpenAI-ES is a few lines, so it is written here and tested on a kn
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -230,47 +231,92 @@ class EvolutionStrategies(AbstractMetaEstimator):
 
 # ---------------------------------------------------------------------------------------- LPO presets
 
-LPO_PRESETS: dict[str, dict[str, Any]] = {
+@dataclasses.dataclass(frozen=True)
+class LPOPreset:
+    """Everything an LPO meta-training run is built from: the drift (`width`, `ppo_init`), the ES
+    (`population`, `sigma`, `sigma_decay`, `sigma_min`, `max_nan_fraction`, `eval_center`), its
+    inner problem (`TrainingRuns`: `inner_steps`, `seeds_per_member`, `final_fraction`) and the
+    meta-optimiser (`meta_lr`, `lr_decay`, `lr_min`, `max_grad_norm`, `steps`). Values are checked
+    where they are used (`EvolutionStrategies`, `TrainingRuns`, `MetaTrainConfig`) when `build`
+    runs, before anything compiles. The CLI sets any field with ``--set FIELD=VALUE`` (the ES
+    fields also as flags); a run's config.json holds `to_json()`."""
+
+    width: int = 128
+    ppo_init: bool = True
+    population: int = 32
+    sigma: float = 0.03
+    sigma_decay: float = 0.999
+    sigma_min: float = 0.01
+    inner_steps: int | None = 100_000
+    seeds_per_member: int = 1
+    meta_lr: float = 0.02
+    lr_decay: float = 0.999
+    lr_min: float = 0.005
+    max_grad_norm: float = 1e6
+    steps: int = 150
+    # named in a run's config.json only when they differ from these defaults (runs written before
+    # they were settable still match on --resume)
+    eval_center: bool = True
+    final_fraction: float = 0.1
+    max_nan_fraction: float = 0.5
+
+    LATER: ClassVar[tuple[str, ...]] = ("eval_center", "final_fraction", "max_nan_fraction")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def replace(self, **overrides) -> "LPOPreset":
+        """This preset with some fields replaced (`None` values are ignored); unknown fields raise."""
+        unknown = set(overrides) - set(self.field_names())
+        if unknown:
+            raise ValueError(f"unknown LPO preset fields {sorted(unknown)} (fields: {', '.join(self.field_names())})")
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not (f.name in self.LATER and getattr(self, f.name) == f.default)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "LPOPreset":
+        return cls().replace(**data)
+
+    def build(self, tasks: list, *, key):
+        """`(rule, estimator, meta_config)`: a mirror-learning rule with a fresh `LPODrift` (zero
+        output layer: generation 0 is PPO when `ppo_init`), `EvolutionStrategies` on
+        `TrainingRuns`, and the `MetaTrainConfig`."""
+        rule = make_lpo(key=key, width=int(self.width), ppo_init=bool(self.ppo_init))
+        problem = TrainingRuns(inner_steps=self.inner_steps, seeds_per_member=self.seeds_per_member, final_fraction=self.final_fraction)
+        est = EvolutionStrategies(
+            problem, population=self.population, sigma=self.sigma, sigma_decay=self.sigma_decay, sigma_min=self.sigma_min,
+            max_nan_fraction=self.max_nan_fraction, eval_center=self.eval_center,
+        )
+        est.validate(rule, tasks)
+        est = est.bind(tasks, rule)
+        cfg = MetaTrainConfig(
+            steps=int(self.steps), meta_lr=float(self.meta_lr), max_grad_norm=float(self.max_grad_norm),
+            lr_decay=float(self.lr_decay), lr_min=float(self.lr_min),
+        )
+        return rule, est, cfg
+
+
+LPO_PRESETS: dict[str, LPOPreset] = {
     # CPU scale (2 cores): 32 members × one 100k-step PPO run each per generation.
-    "cpu": dict(
-        width=128, ppo_init=True, population=32, sigma=0.03, sigma_decay=0.999, sigma_min=0.01,
-        inner_steps=100_000, seeds_per_member=1, meta_lr=0.02, lr_decay=0.999, lr_min=0.005,
-        max_grad_norm=1e6, steps=150,
-    ),
+    "cpu": LPOPreset(),
     # The LPO paper's ES sizes (population 64, 1,000+ generations) with each task's default budget.
-    "paper": dict(
-        width=128, ppo_init=True, population=64, sigma=0.03, sigma_decay=0.999, sigma_min=0.01,
-        inner_steps=None, seeds_per_member=1, meta_lr=0.03, lr_decay=0.999, lr_min=0.005,
-        max_grad_norm=1e6, steps=1000,
-    ),
+    "paper": LPOPreset(population=64, inner_steps=None, meta_lr=0.03, steps=1000),
 }
 
-ES_FIELDS = ("population", "sigma", "sigma_decay", "sigma_min", "inner_steps", "seeds_per_member")
-_OPTIONAL = {"eval_center": True}  # preset fields stored only when overridden
 
-
-def get_lpo_preset(name: str, **overrides) -> dict[str, Any]:
+def get_lpo_preset(name: str, **overrides) -> LPOPreset:
     """An LPO preset by name, with overrides (`None` values are ignored). Unknown names or fields
     raise `ValueError`; the values are checked when the estimator is built."""
     if name not in LPO_PRESETS:
         raise ValueError(f"Unknown LPO preset {name!r}. Known presets: {', '.join(LPO_PRESETS)}")
-    p = dict(LPO_PRESETS[name])
-    unknown = set(overrides) - set(p) - set(_OPTIONAL)
-    if unknown:
-        raise ValueError(f"unknown LPO preset fields {sorted(unknown)}")
-    p.update({k: v for k, v in overrides.items() if v is not None})
-    return p
+    return LPO_PRESETS[name].replace(**overrides)
 
 
-def build_lpo(preset: dict[str, Any], tasks: list, *, key):
-    """`(rule, estimator, meta_config)` for an LPO preset: PPO with a fresh `LPODrift` (zero
-    output layer: generation 0 is PPO when `ppo_init`), `EvolutionStrategies`, `MetaTrainConfig`."""
-    rule = make_lpo(key=key, width=int(preset["width"]), ppo_init=bool(preset["ppo_init"]))
-    est = EvolutionStrategies(**{k: preset[k] for k in ES_FIELDS}, **{k: preset.get(k, v) for k, v in _OPTIONAL.items()})
-    est.validate(rule, tasks)
-    est = est.bind(tasks, rule)
-    cfg = MetaTrainConfig(
-        steps=int(preset["steps"]), meta_lr=float(preset["meta_lr"]), max_grad_norm=float(preset["max_grad_norm"]),
-        lr_decay=float(preset["lr_decay"]), lr_min=float(preset["lr_min"]),
-    )
-    return rule, est, cfg
+def build_lpo(preset: LPOPreset | dict[str, Any], tasks: list, *, key):
+    """`(rule, estimator, meta_config)` for an LPO preset (or the `preset` dict of a config.json)."""
+    if isinstance(preset, dict):
+        preset = LPOPreset.from_json(preset)
+    return preset.build(tasks, key=key)

@@ -44,9 +44,9 @@ from .._checkpoint import CheckpointError, load, read_header, save
 from .._io import write_csv, write_json
 from .._registry import rule_file
 from .._rules_io import load_rule, save_rule
-from ._es import build_lpo, get_lpo_preset
+from ._es import get_lpo_preset
 from ._meta_train import meta_init, meta_train
-from ._presets import build, get_preset
+from ._presets import get_preset
 from ._sharding import check_divisible, host_copy, is_writer, population_mesh
 
 STATE_KIND = "lpg-meta-state"  # the lpg kind's checkpoint kind; lpo uses "lpo-meta-state"
@@ -190,23 +190,23 @@ def _lpo_finish(rule, state, est):
     return rule, {"population": est.population, "inner_steps": est.problem.configs[0].num_updates * est.problem.configs[0].steps_per_update, "generations": int(state.step)}
 
 
-def _lpo_build(preset: str, steps, overrides, task_objs, key):
-    p = get_lpo_preset(preset, steps=steps, **(overrides or {}))
-    rule, est, cfg = build_lpo(p, task_objs, key=key)
-    return p, rule, est, cfg
+def _build(get_preset_fn):
+    """A kind's builder: its named preset with the overrides, then `preset.build` (the one typed
+    config path: the same preset object builds the run and is written to config.json)."""
 
+    def build_fn(preset: str, steps, overrides, task_objs, key):
+        p = get_preset_fn(preset, steps=steps, **(overrides or {}))
+        rule, est, cfg = p.build(task_objs, key=key)
+        est.validate(rule, task_objs)
+        return p, rule, est, cfg
 
-def _lpg_build(preset: str, steps, overrides, task_objs, key):
-    p = get_preset(preset, steps=steps, **(overrides or {}))
-    rule, est, cfg = build(p, task_objs, key=key)
-    est.validate(rule, task_objs)
-    return p, rule, est, cfg
+    return build_fn
 
 
 # kind -> (build, row, plot, finish, progress postfix key, checkpoint kind)
 _KINDS = {
-    "lpg": (_lpg_build, _rows, _plot, _lpg_finish, "meta_loss", STATE_KIND),
-    "lpo": (_lpo_build, _es_rows, _es_plot, _lpo_finish, "fitness_mean", "lpo-meta-state"),
+    "lpg": (_build(get_preset), _rows, _plot, _lpg_finish, "meta_loss", STATE_KIND),
+    "lpo": (_build(get_lpo_preset), _es_rows, _es_plot, _lpo_finish, "fitness_mean", "lpo-meta-state"),
 }
 
 
@@ -347,7 +347,7 @@ def run_meta_train(
     key = jax.random.PRNGKey(seed)
     k_rule, k_meta = jax.random.split(key)
     p, rule, est, cfg = build_fn(preset, steps, preset_overrides, task_objs, k_rule)
-    run_config = _jsonable({"kind": kind, "tasks": names, "preset_name": preset, "preset": p, "seed": seed, "log_every": log_every})
+    run_config = _jsonable({"kind": kind, "tasks": names, "preset_name": preset, "preset": p.to_json(), "seed": seed, "log_every": log_every})
     if init_rule is not None:
         rule, run_config["init_rule"] = warm_start(kind, rule, init_rule)
     cfg = dataclasses.replace(cfg, devices=devices)
