@@ -47,6 +47,7 @@ from ..rules._lpo import make_lpo
 from ._estimators import AbstractMetaEstimator
 from ._problems import AbstractFitnessProblem, FitnessFunction, TrainingRuns
 from ._meta_train import MetaTrainConfig
+from ._presets import Preset
 from ._sharding import constrain_population
 
 
@@ -232,7 +233,7 @@ class EvolutionStrategies(AbstractMetaEstimator):
 # ---------------------------------------------------------------------------------------- LPO presets
 
 @dataclasses.dataclass(frozen=True)
-class LPOPreset:
+class LPOPreset(Preset):
     """Everything an LPO meta-training run is built from: the drift (`width`, `ppo_init`), the ES
     (`population`, `sigma`, `sigma_decay`, `sigma_min`, `max_nan_fraction`, `eval_center`), its
     inner problem (`TrainingRuns`: `inner_steps`, `seeds_per_member`, `final_fraction`) and the
@@ -261,24 +262,7 @@ class LPOPreset:
     max_nan_fraction: float = 0.5
 
     LATER: ClassVar[tuple[str, ...]] = ("eval_center", "final_fraction", "max_nan_fraction")
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    def replace(self, **overrides) -> "LPOPreset":
-        """This preset with some fields replaced (`None` values are ignored); unknown fields raise."""
-        unknown = set(overrides) - set(self.field_names())
-        if unknown:
-            raise ValueError(f"unknown LPO preset fields {sorted(unknown)} (fields: {', '.join(self.field_names())})")
-        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
-
-    def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not (f.name in self.LATER and getattr(self, f.name) == f.default)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "LPOPreset":
-        return cls().replace(**data)
+    KIND: ClassVar[str] = "LPO "
 
     def build(self, tasks: list, *, key):
         """`(rule, estimator, meta_config)`: a mirror-learning rule with a fresh `LPODrift` (zero

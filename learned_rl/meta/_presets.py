@@ -27,8 +27,41 @@ def _is_real(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+class Preset:
+    """What both kinds of preset share: a frozen dataclass of named fields, replaced by name
+    (`--set`), written to JSON (fields in `LATER` only when they differ from their default, so an
+    older run's config.json still matches on --resume) and read back."""
+
+    LATER: ClassVar[tuple[str, ...]] = ()
+    KIND: ClassVar[str] = ""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def replace(self, **overrides):
+        """This preset with some fields replaced (`None` values are ignored); unknown fields raise."""
+        unknown = set(overrides) - set(self.field_names())
+        if unknown:
+            raise ValueError(f"unknown {self.KIND}preset fields {sorted(unknown)} (fields: {', '.join(self.field_names())})")
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_json(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name in self.LATER and v == f.default:
+                continue
+            out[f.name] = list(v) if isinstance(v, tuple) else (dict(v) if isinstance(v, dict) else v)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]):
+        return cls().replace(**data)
+
+
 @dataclasses.dataclass(frozen=True)
-class LPGPreset:
+class LPGPreset(Preset):
     """Everything an LPG meta-training run is built from, typed and validated on construction
     (`ValueError` naming the field). The CLI sets any field with ``--set FIELD=VALUE``; the run's
     `config.json` holds `to_json()` and `--resume` compares it with the resumed run's.
@@ -84,30 +117,6 @@ class LPGPreset:
             _check_field(f.name, value, f.default if f.default is not dataclasses.MISSING else f.default_factory())
         if self.inner_steps > self.lifetime_updates:
             raise ValueError(f"K (inner_steps={self.inner_steps}) is longer than a lifetime (lifetime_updates={self.lifetime_updates})")
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    def replace(self, **overrides) -> "LPGPreset":
-        """This preset with some fields replaced (`None` values are ignored); unknown fields raise."""
-        unknown = set(overrides) - set(self.field_names())
-        if unknown:
-            raise ValueError(f"unknown preset fields {sorted(unknown)} (fields: {', '.join(self.field_names())})")
-        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
-
-    def to_json(self) -> dict[str, Any]:
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.name in self.LATER and v == f.default:
-                continue
-            out[f.name] = list(v) if isinstance(v, tuple) else (dict(v) if isinstance(v, dict) else v)
-        return out
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "LPGPreset":
-        return cls().replace(**data)
 
     def build(self, tasks: list, *, key):
         """`(rule, estimator, meta_config)` for these tasks."""

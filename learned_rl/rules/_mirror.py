@@ -23,7 +23,7 @@ from .._returns import normalize
 from ._base import AbstractUpdateRule, advantages_and_targets, apply_gradients, batched, batched_value, log_prob_entropy
 
 
-class AbstractDrift(eqx.Module):
+class AbstractDrift(eqx.Module, strict=True):
     """A drift function f(r, A). Implement `__call__(log_ratio, advantage)`; the log-ratio is
     passed (rather than r) so that drifts needing log r never compute ``log(exp(·))``."""
 
