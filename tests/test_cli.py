@@ -165,3 +165,13 @@ def test_train_runs_every_rule_on_every_family_it_can(task_name, rule_name, tmp_
         assert (out / f).stat().st_size > 0, f
     r = json.loads((out / "summary.json").read_text())["results"][rule_name]
     assert r["seeds"] == 2 and r["env_steps"] == steps
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """`learned-rl tasks | head -1`: the reader closes the pipe early; no traceback, exit 0."""
+    import subprocess
+    import sys
+
+    r = subprocess.run(f"{sys.executable} -m learned_rl tasks | head -1", shell=True, capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "Tasks:"
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
