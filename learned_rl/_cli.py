@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage dump
         raise _UserError(f"{self.prog}: {message}")

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._io import write_csv, write_json
+from ._io import atomic_write, write_csv, write_json
 from ._learner import LearnerState, TrainConfig, final_return, init, learning_curve, run
 from ._registry import make_rule
 from .tasks import make as make_task
@@ -178,8 +178,9 @@ def plot_curves(path: Path, task_name: str, results: list[RunResult], num_points
     plt.close(fig)
 
 
-def write_run(out: Path, task, results: list[RunResult], extra_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write config.json, metrics.csv, summary.json and curves.png for one or more rules."""
+def write_run(out: Path, task, results: list[RunResult], extra_config: dict[str, Any] | None = None, skipped: dict[str, str] | None = None) -> dict[str, Any]:
+    """Write config.json, metrics.csv, summary.json and curves.png for one or more rules; `skipped`
+    (rule -> why it could not run) goes into summary.json."""
     out.mkdir(parents=True, exist_ok=True)
     config = {
         "task": task.name,
@@ -190,6 +191,8 @@ def write_run(out: Path, task, results: list[RunResult], extra_config: dict[str,
     rows = [row for r in results for row in curve_rows(r)]
     write_csv(out / "metrics.csv", rows)
     summary = {"task": task.name, "results": {r.rule_name: summarize(task, r) for r in results}}
+    if skipped:
+        summary["skipped"] = skipped
     write_json(out / "summary.json", summary)
     plot_curves(out / "curves.png", task.name, results)
     return summary
@@ -212,7 +215,7 @@ def write_results_md(path: Path, summary: dict[str, Any]) -> None:
     for name, why in summary.get("skipped", {}).items():
         lines.append(f"\n{name}: not run ({why})")
     lines.append("\nFinal return: mean episode return over the last 10% of training, averaged over seeds (± standard error).")
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: int, out: Path, progress: bool, extra_config=None):
@@ -248,9 +251,6 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
         run_seeds(rule, task, config, num_seeds=seeds, seed=seed, rule_name=name, progress=progress)
         for name, rule, config in plans
     ]
-    summary = write_run(out, task, results, extra_config)
-    if skipped:
-        summary["skipped"] = skipped
-        write_json(out / "summary.json", summary)
+    summary = write_run(out, task, results, extra_config, skipped)
     write_results_md(out / "results.md", summary)
     return task, results, summary

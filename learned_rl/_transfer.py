@@ -20,7 +20,7 @@ import numpy as np
 from . import tasks as task_registry
 from ._agent import action_bounds
 from ._experiment import compare
-from ._io import write_json
+from ._io import atomic_write, write_json
 from ._registry import make_rule
 from ._stats import iqm, normalized_score, stderr, stratified_bootstrap_ci
 
@@ -172,7 +172,7 @@ def _write_md(path: Path, report: dict[str, Any]) -> None:
     lines.append("Score = (return − random) / (A2C − random): 0 is a uniform random policy, 1 is A2C.")
     for name, why in report["skipped"].items():
         lines.append(f"- {name}: not run ({why})")
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 def _plot(path: Path, report: dict[str, Any]) -> None:
