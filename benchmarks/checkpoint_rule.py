@@ -20,8 +20,8 @@ from learned_rl import tasks as task_registry
 from learned_rl._checkpoint import load
 from learned_rl._rules_io import save_rule
 from learned_rl.meta._meta_train import meta_init
-from learned_rl.meta._presets import build
-from learned_rl.meta._run import STATE_KIND, _lpg_finish
+from learned_rl.meta._presets import LPGPreset, build
+from learned_rl.meta._run import STATE_KIND, _finish
 
 
 def main():
@@ -42,7 +42,7 @@ def main():
     like = eqx.filter_eval_shape(meta_init, rule, ts, est, mcfg, key=k_meta)
     _, state = load(args.checkpoint or run / "checkpoint.eqx", lambda c: like, kind=STATE_KIND)
     rule = state.rule
-    rule, extra = _lpg_finish(rule, state, est)
+    rule, extra = _finish(rule, state, est, LPGPreset.from_json(p))
     save_rule(args.out, rule, metadata={"tasks": names, "preset": cfg_json["preset_name"], "meta_steps": int(state.step), "seed": cfg_json["seed"], "from_checkpoint_of": str(run), **extra})
     print(f"{args.out}: step {int(state.step)}, arm lr {rule.learning_rate:g}, alpha_y {rule.alpha_y:g}")
 

@@ -4,8 +4,11 @@ that meta-training never used, and print a markdown table of final returns (mean
 error over seeds) plus the paired difference LPO − PPO (same seeds, so the same levels and
 initialisations for every rule).
 
-Run: `.venv/bin/python benchmarks/lpo_meta.py [--rule lpo_gridworld_dense] [--seeds 5] [--seed 1000]
-      [--runs gridworld/dense:100000,CartPole-v1:100000,...]`
+Run: `.venv/bin/python benchmarks/lpo_meta.py [--rule lpo_gridworld_dense [--rule PATH ...]] [--seeds 5]
+      [--seed 1000] [--runs gridworld/dense:100000,CartPole-v1:100000,...]`
+
+Several `--rule`s (e.g. an LPO and a TA-LPO drift) each get a column and a paired difference
+against PPO; a temporally-aware drift is labelled TA-LPO.
 
 Each rule runs its seeds as one vmapped program. Every rule uses PPO's per-family default config
 with the budget replaced.
@@ -53,16 +56,23 @@ def mean_se(x):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rule", default="lpo_gridworld_dense", help="a pretrained LPO name or a rule.eqx path")
+    ap.add_argument("--rule", action="append", default=None, help="a pretrained LPO name or a rule.eqx path (repeatable; default lpo_gridworld_dense)")
     ap.add_argument("--runs", default=DEFAULT_RUNS, help="comma-separated TASK:ENV_STEPS")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1000, help="base seed (meta-training used PRNGKey(0)'s stream)")
     args = ap.parse_args()
-    rules = {"PPO (clip)": PPO(), "DPO": PPO(drift=DPODrift()), "LPO (learned)": make_rule(f"lpo:{args.rule}")}
+    names = args.rule or ["lpo_gridworld_dense"]
+    rules = {"PPO (clip)": PPO(), "DPO": PPO(drift=DPODrift())}
+    learned = []
+    for n in names:
+        r = make_rule(f"lpo:{n}")
+        label = f"{'TA-LPO' if r.temporal else 'LPO'} ({os.path.basename(n)})"
+        rules[label] = r
+        learned.append(label)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}")
-    print(f"rule: {args.rule}; {args.seeds} seeds (base seed {args.seed}); final return = mean return of episodes ending in the last 10% of updates\n")
-    print("| task | env steps | PPO (clip) | DPO | LPO (learned) | LPO − PPO (paired) | wall time |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"rules: {', '.join(names)}; {args.seeds} seeds (base seed {args.seed}); final return = mean return of episodes ending in the last 10% of updates\n")
+    print(f"| task | env steps | {' | '.join(rules)} | {' | '.join(f'{l} − PPO (paired)' for l in learned)} | wall time |")
+    print("|---|---|" + "---|" * (len(rules) + len(learned)) + "---|")
     keys = seed_keys(args.seed, args.seeds)
     for spec in args.runs.split(","):
         name, steps = spec.rsplit(":", 1)
@@ -73,8 +83,8 @@ def main():
             config = rule.default_config(task).replace(total_steps=int(steps))
             res[label] = finals(rule, task, config, keys, vmapped=True)
         cells = [f"{m:.2f} ± {s:.2f}" for m, s in (mean_se(res[l]) for l in rules)]
-        d, ds = mean_se(res["LPO (learned)"] - res["PPO (clip)"])
-        print(f"| {name} | {config.num_updates * config.steps_per_update:,} | {' | '.join(cells)} | {d:+.2f} ± {ds:.2f} | {time.time() - t0:.0f} s |", flush=True)
+        diffs = [f"{d:+.2f} ± {ds:.2f}" for d, ds in (mean_se(res[l] - res["PPO (clip)"]) for l in learned)]
+        print(f"| {name} | {config.num_updates * config.steps_per_update:,} | {' | '.join(cells)} | {' | '.join(diffs)} | {time.time() - t0:.0f} s |", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Public API (implementation lives in private modules):
 from ._agent import Agent as Agent, AgentConfig as AgentConfig, AgentOutput as AgentOutput, make_agent as make_agent
 from ._learner import (
     LearnerState as LearnerState,
+    Progress as Progress,
     TrainConfig as TrainConfig,
     final_return as final_return,
     init as init,

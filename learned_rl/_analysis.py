@@ -171,12 +171,23 @@ def drift_of(rule_name: str):
     return drift
 
 
+TEMPORAL_FRACTIONS = (0.0, 0.5, 1.0)  # where a temporal drift (TA-LPO) is drawn: start, middle, end of training
+
+
 def drift_curves(rule_names: list[str], *, out: Path, ratios=None, advantages=(-2.0, -1.0, -0.5, 0.5, 1.0, 2.0)) -> dict[str, Any]:
-    """Plot f(r, A) against r for several advantages, one column per rule, and the drift's
-    gradient ∂f/∂r. Writes ``out/drift.png`` and ``out/drift.json`` (the sampled values)."""
+    """Plot f(r, A) against r for several advantages, one column per rule (a temporal drift, TA-LPO,
+    gets one column per n/N in `TEMPORAL_FRACTIONS`, named ``"NAME @ n/N=F"``). Writes
+    ``out/drift.png`` and ``out/drift.json`` (the sampled values)."""
     if not rule_names:
         raise ValueError("no rules given")
-    drifts = {name: drift_of(name) for name in rule_names}
+    drifts = {}
+    for name in rule_names:
+        d = drift_of(name)
+        if d.temporal:
+            for frac in TEMPORAL_FRACTIONS:
+                drifts[f"{name} @ n/N={frac:g}"] = lambda lr, a, d=d, frac=frac: d(lr, a, jnp.float32(frac))
+        else:
+            drifts[name] = d
     r = np.linspace(0.25, 2.0, 141) if ratios is None else np.asarray(ratios, dtype=float)
     if np.any(r <= 0):
         raise ValueError("probability ratios must be positive")

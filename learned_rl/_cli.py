@@ -68,13 +68,16 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     m = sub.add_parser("meta-train", help="meta-train a learned rule (writes rule.eqx, checkpoints, metrics.csv, curves.png)")
-    m.add_argument("kind", choices=["lpg", "lpo"], help="lpg (truncated meta-gradients) | lpo (a PPO drift, evolution strategies)")
+    m.add_argument("kind", choices=["lpg", "lpo"], help="lpg (truncated meta-gradients, or ES with --estimator es) | lpo (a PPO drift, evolution strategies)")
     m.add_argument("--tasks", default=None, help="a task set (lpg-tabular, ...), a task, or comma-separated tasks")
     m.add_argument("--task", default=None, help="lpo: the meta-training task (same as --tasks)")
     m.add_argument("--preset", default="cpu", help="lpg: cpu (default) | paper | groove-bench; lpo: cpu (default) | paper")
     m.add_argument("--steps", type=_positive_int("--steps"), default=None, help="meta-steps (default: the preset's)")
-    m.add_argument("--generations", type=_positive_int("--generations"), default=None, help="lpo: ES generations (= meta-steps)")
-    m.add_argument("--population", type=_positive_int("--population"), default=None, help="lpo: ES population, even (default 32)")
+    m.add_argument("--temporal", action="store_true", help="a temporally-aware rule: TA-LPG (the meta-network reads n/N and log N) or TA-LPO (the drift reads [x, (n/N)x])")
+    m.add_argument("--estimator", choices=["tmg", "tes", "es"], default=None, help="lpg: tmg (truncated meta-gradients, default) | tes (truncated ES on the same unrolls) | es (evolution strategies over whole lifetimes)")
+    m.add_argument("--es-strategy", default=None, metavar="NAME", help="ES: openes (ours, default) | evosax's snes, pgpe, cma_es, open_es")
+    m.add_argument("--generations", type=_positive_int("--generations"), default=None, help="ES: generations (= meta-steps)")
+    m.add_argument("--population", type=_positive_int("--population"), default=None, help="ES: population (default: lpo 32, lpg 16)")
     m.add_argument("--inner-steps", type=_positive_int("--inner-steps"), default=None, help="lpo: env steps of each member's training run (default 100000)")
     m.add_argument("--variant", choices=["y", "v"], default=None, help="lpg: y (LPG, default: the rule learns what to predict) | v (LPG-V: a TD(λ) value instead of y; only π̂ is meta-learned)")
     m.add_argument("--seed", type=_nonneg_int, default=0)
@@ -259,21 +262,26 @@ def _cmd_meta_train(args) -> int:
     spec = args.tasks if args.tasks is not None else args.task
     if spec is None:
         raise ValueError(f"meta-train {args.kind}: --{'task' if args.kind == 'lpo' else 'tasks'} is required")
-    overrides = None
+    sets = _parse_sets(args.set)
+    overrides: dict = {}
+    if args.steps is not None and args.generations is not None and args.steps != args.generations:
+        raise ValueError("give either --generations or --steps, not both")
+    steps = args.generations if args.generations is not None else args.steps
     if args.kind == "lpo":
-        if args.steps is not None and args.generations is not None and args.steps != args.generations:
-            raise ValueError("give either --generations or --steps, not both")
-        steps = args.generations if args.generations is not None else args.steps
+        if args.variant is not None or args.estimator is not None:
+            raise ValueError(f"{'--variant' if args.variant is not None else '--estimator'} is an lpg option (meta-train lpg); lpo always uses ES")
         overrides = {"population": args.population, "inner_steps": args.inner_steps}
+        es = True
     else:
-        for flag, v in (("--generations", args.generations), ("--population", args.population), ("--inner-steps", args.inner_steps)):
-            if v is not None:
-                raise ValueError(f"{flag} is an lpo option (meta-train lpo)")
-        steps = args.steps
-        if args.variant is not None:
-            overrides = {"variant": args.variant}
-    if args.kind == "lpo" and args.variant is not None:
-        raise ValueError("--variant is an lpg option (meta-train lpg)")
+        es = (args.estimator or sets.get("estimator", "tmg")) == "es"
+        if args.inner_steps is not None:
+            raise ValueError("--inner-steps is an lpo option (meta-train lpo); lpg lifetimes last lifetime_updates (--set lifetime_updates=N)")
+        if not es:
+            for flag, v in (("--generations", args.generations), ("--population", args.population), ("--es-strategy", args.es_strategy)):
+                if v is not None:
+                    raise ValueError(f"{flag} is an ES option: meta-train lpg --estimator es (or meta-train lpo)")
+        overrides = {"variant": args.variant, "estimator": args.estimator, "population": args.population}
+    overrides.update(es_strategy=args.es_strategy, temporal=True if args.temporal else None)
     dist = (args.coordinator, args.num_processes, args.process_id)
     if not args.distributed and any(v is not None for v in dist):
         raise ValueError("--coordinator, --num-processes and --process-id need --distributed")
@@ -281,9 +289,7 @@ def _cmd_meta_train(args) -> int:
         raise ValueError("--distributed: give all of --coordinator, --num-processes and --process-id, or none (auto-detect)")
     if args.process_id is not None and args.num_processes is not None and args.process_id >= args.num_processes:
         raise ValueError(f"--process-id {args.process_id} must be less than --num-processes {args.num_processes}")
-    sets = _parse_sets(args.set)
-    if sets:
-        overrides = {**(overrides or {}), **sets}
+    overrides = {**{k: v for k, v in overrides.items() if v is not None}, **sets} or None
     out = _out_dir(args, f"runs/meta-{args.kind}-{spec.replace('/', '_').replace(',', '+')}")
     if args.distributed:
         import os
@@ -300,10 +306,10 @@ def _cmd_meta_train(args) -> int:
     meta = run_meta_train(
         args.kind, spec, preset=args.preset, steps=steps, seed=args.seed, out=out,
         resume=args.resume, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
-        log_every=1 if args.kind == "lpo" else 10, preset_overrides=overrides, devices=args.devices,
+        log_every=1 if es else 10, preset_overrides=overrides, devices=args.devices,
         init_rule=args.init_rule,
     )
-    unit = "generations" if args.kind == "lpo" else "steps"
+    unit = "generations" if es else "steps"
     print(f"Meta-trained {meta['meta_steps']} {unit} ({meta['env_steps']} env steps) on {', '.join(meta['tasks'])}.")
     if "preferred_arm" in meta:
         print(f"Preferred agent arm: learning rate {meta['preferred_arm']['learning_rate']:g}, alpha_y {meta['preferred_arm']['alpha_y']:g}.")

@@ -150,6 +150,26 @@ class LearnerState(eqx.Module):
         return self.env.obs_norm
 
 
+class Progress(eqx.Module):
+    """How far through its training budget an agent is, for temporally-aware rules (TA-LPG, TA-LPO;
+    Jackson et al. 2024): `update` n (agent updates done before this one) of `horizon` N (the
+    lifetime's total updates). A rule with ``temporal = True`` receives it as
+    ``rule.update(..., progress=Progress(n, N))``; other rules never see it."""
+
+    update: Array
+    horizon: Array
+
+    @property
+    def fraction(self) -> Array:
+        """n / N, in [0, 1)."""
+        return self.update.astype(jnp.float32) / jnp.maximum(self.horizon, 1).astype(jnp.float32)
+
+    @property
+    def log_horizon(self) -> Array:
+        """log N."""
+        return jnp.log(jnp.maximum(self.horizon, 1).astype(jnp.float32))
+
+
 def _grad_steps(rule) -> int:
     return int(getattr(rule, "num_epochs", 1)) * int(getattr(rule, "num_minibatches", 1))
 
@@ -181,13 +201,15 @@ def init(rule, task, config: TrainConfig, *, key: PRNGKeyArray, env_params=None)
     return LearnerState(agent, opt_state, env_params, carry, k_run, jnp.zeros((), jnp.int32))
 
 
-def update_step(rule, task, config: TrainConfig, state: LearnerState) -> tuple[LearnerState, dict[str, Array]]:
-    """One rollout and one rule update. Returns the new state and this update's metrics."""
-    new, metrics, _ = update_step_with_trajectory(rule, task, config, state)
+def update_step(rule, task, config: TrainConfig, state: LearnerState, *, horizon=None) -> tuple[LearnerState, dict[str, Array]]:
+    """One rollout and one rule update. Returns the new state and this update's metrics.
+    `horizon`: the lifetime's total updates N that a temporal rule is told (default
+    `config.num_updates`)."""
+    new, metrics, _ = update_step_with_trajectory(rule, task, config, state, horizon=horizon)
     return new, metrics
 
 
-def update_step_with_trajectory(rule, task, config: TrainConfig, state: LearnerState):
+def update_step_with_trajectory(rule, task, config: TrainConfig, state: LearnerState, *, horizon=None):
     """`update_step`, also returning the trajectory the update was computed on (the LPG
     meta-critic trains on every rollout of a meta-step). Returns `(state, metrics, trajectory)`."""
     optimizer = make_optimizer(config, _grad_steps(rule))
@@ -195,7 +217,12 @@ def update_step_with_trajectory(rule, task, config: TrainConfig, state: LearnerS
     carry, traj, stats = collect(
         state.agent, task.env, state.env_params, state.env, config.rollout_len, key=k_roll
     )
-    agent, opt_state, metrics = rule.update(state.agent, state.opt_state, optimizer, traj, key=k_upd)
+    if rule.temporal:  # declared by every rule (`AbstractUpdateRule.temporal`)
+        n = config.num_updates if horizon is None else horizon
+        progress = Progress(state.update, jnp.asarray(n, jnp.int32))
+        agent, opt_state, metrics = rule.update(state.agent, state.opt_state, optimizer, traj, key=k_upd, progress=progress)
+    else:
+        agent, opt_state, metrics = rule.update(state.agent, state.opt_state, optimizer, traj, key=k_upd)
     new = LearnerState(agent, opt_state, state.env_params, carry, key, state.update + 1)
     metrics = {
         **metrics,
@@ -207,7 +234,7 @@ def update_step_with_trajectory(rule, task, config: TrainConfig, state: LearnerS
     return new, metrics, traj
 
 
-def run(rule, task, config: TrainConfig, state: LearnerState, num_updates: int, *, stop_at: int | None = None, remat: bool = False, with_trajectory: bool = False):
+def run(rule, task, config: TrainConfig, state: LearnerState, num_updates: int, *, stop_at: int | None = None, remat: bool = False, with_trajectory: bool = False, horizon=None):
     """`num_updates` updates under `lax.scan`: the one update loop (`train`, the CLI's chunked
     runs, LPG's meta-gradient unrolls). Returns `(state, metrics)`, every metric with a leading
     axis of length `num_updates`, or `(state, metrics, trajectories)` with `with_trajectory`.
@@ -216,10 +243,12 @@ def run(rule, task, config: TrainConfig, state: LearnerState, num_updates: int, 
       (a chunked run whose last chunk overruns the budget); ``metrics["active"]`` says which did.
     - `remat`: rematerialise each update on the backward pass (`jax.checkpoint`), so
       differentiating through the loop keeps one state per update, not its intermediates.
+    - `horizon`: the lifetime's total updates N told to a temporal rule (`Progress`); default
+      `config.num_updates`. May be a traced integer (LPG lifetimes of sampled lengths).
     """
 
     def body(s, _):
-        new, m, traj = update_step_with_trajectory(rule, task, config, s)
+        new, m, traj = update_step_with_trajectory(rule, task, config, s, horizon=horizon)
         if stop_at is not None:
             active = s.update < stop_at
             new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, s)

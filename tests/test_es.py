@@ -190,15 +190,24 @@ def test_cli_meta_train_lpo_bad_input_is_one_line_and_writes_nothing(tmp_path, c
         ([], "--task is required"),
         (["--task", "chain/short", "--preset", "gpu"], "Unknown LPO preset"),
         (["--task", "chain/short", "--generations", "0"], "--generations must be positive"),
+        (["--task", "chain/short", "--es-strategy", "cmaes"], "unknown ES strategy 'cmaes'"),
+        (["--task", "chain/short", "--estimator", "tmg"], "--estimator is an lpg option"),
     ]:
         never = tmp_path / "never"
         assert main(["meta-train", "lpo", *args, "--out", str(never), "--no-progress"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0], err
         assert not never.exists()
-    assert main(["meta-train", "lpg", "--tasks", "chain/short", "--population", "4", "--out", str(tmp_path / "never")]) == 2
-    assert "lpo option" in capsys.readouterr().err
-    assert not (tmp_path / "never").exists()
+    for args, needle in [
+        (["--population", "4"], "--population is an ES option"),
+        (["--es-strategy", "snes"], "--es-strategy is an ES option"),
+        (["--estimator", "es", "--es-strategy", "cmaes"], "'es_strategy' must be"),
+        (["--estimator", "es", "--inner-steps", "100"], "--inner-steps is an lpo option"),
+    ]:
+        assert main(["meta-train", "lpg", "--tasks", "chain/short", *args, "--out", str(tmp_path / "never")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+        assert not (tmp_path / "never").exists()
 
 
 def test_cli_meta_train_lpo_writes_well_formed_files(tmp_path, capsys):

@@ -250,7 +250,8 @@ def test_presets_are_typed_every_field_is_settable_and_round_trips():
     import json
 
     from learned_rl.meta import LPGLifetimes, TrainingRuns
-    from learned_rl.meta._es import EvolutionStrategies, LPOPreset, get_lpo_preset
+    from learned_rl.meta._es import EvolutionStrategies
+    from learned_rl.meta._presets import LPOPreset, get_lpo_preset
     from learned_rl.meta._presets import LPGPreset, get_preset
 
     ts = [tasks.make("chain/short")]
@@ -272,4 +273,4 @@ def test_presets_are_typed_every_field_is_settable_and_round_trips():
     assert isinstance(est, EvolutionStrategies) and isinstance(est.problem, TrainingRuns)
     assert (est.problem.final_fraction, est.max_nan_fraction, est.population) == (0.2, 0.25, 4)
     es_fields = {f.name for f in dataclasses.fields(EvolutionStrategies)} | {f.name for f in dataclasses.fields(TrainingRuns)}
-    assert es_fields - {"problem", "tasks", "configs"} <= set(LPOPreset.field_names())
+    assert es_fields - {"problem", "tasks", "configs", "scales"} <= set(LPOPreset.field_names()), es_fields - set(LPOPreset.field_names())

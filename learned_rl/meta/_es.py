@@ -14,7 +14,8 @@ meta-gradient: one meta-training loop for every estimator and problem.
 - Antithetic pairs: member i and member i + P/2 use +ε_i and −ε_i (P must be even).
 - Centred ranks with tied fitnesses sharing their average rank (a generation where every member
   reaches the same return gives a zero gradient, not an artefact of the sort order). With several
-  tasks, ranks are computed per task and averaged.
+  tasks, ranks are computed per task and averaged. ``ranking="antithetic"`` ranks each pair
+  against its twin instead (±½; GROOVE's shaping), which needs no population-wide comparison.
 - Common random numbers: every member of a generation is scored with the same key (the same level,
   agent initialisation and environment noise), so fitness differences come from the perturbation.
 - σ decays per generation: ``σ_g = max(σ_min, σ · decay^g)``; the learning rate and its decay
@@ -24,16 +25,14 @@ meta-gradient: one meta-training loop for every estimator and problem.
   the gradient is NaN, so `meta_train` skips the generation and counts it in ``skipped``.
 - The population is one `jax.vmap` over members: a leading axis of size P that can be sharded.
 
-Why not `evosax`: its ask/tell interface owns the optimiser (the mean update happens inside
-`tell`), while our estimators must return a gradient for `meta_train`'s optimiser, checkpointing
-and NaN skip. OpenAI-ES is a few lines, so it is written here and tested on a known quadratic.
+This OpenAI-ES is kept beside evosax's (`_evosax.py`: SNES, PGPE, CMA-ES, evosax's Open_ES)
+because it returns a gradient for `meta_train`'s Adam and has the shaping and σ schedule above;
+a test shows that it and evosax's Open_ES give the same update on a known quadratic.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -43,11 +42,8 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
 from .._learner import late_return as _late_return
-from ..rules._lpo import make_lpo
 from ._estimators import AbstractMetaEstimator
 from ._problems import AbstractFitnessProblem, FitnessFunction, TrainingRuns
-from ._meta_train import MetaTrainConfig
-from ._presets import Preset
 from ._sharding import constrain_population
 
 
@@ -65,6 +61,16 @@ def centered_ranks(fitness: Float[Array, " P"]) -> Float[Array, " P"]:
     return jnp.where(finite & (n > 1), centred, 0.0)
 
 
+def antithetic_ranks(fitness: Float[Array, " P"]) -> Float[Array, " P"]:
+    """GROOVE's shaping: each antithetic pair (member i and i + P/2) ranked against its twin,
+    ``w = ±½`` (the better twin +½, ties 0); a pair with a non-finite member gets 0."""
+    half = fitness.shape[0] // 2
+    a, b = fitness[:half], fitness[half:]
+    ok = jnp.isfinite(a) & jnp.isfinite(b)
+    w = jnp.where(ok, 0.5 * jnp.sign(jnp.where(ok, a - b, 0.0)), 0.0)
+    return jnp.concatenate([w, -w])
+
+
 def es_gradient(noise: Float[Array, "P D"], weights: Float[Array, " P"], sigma, num: Array | int) -> Float[Array, " D"]:
     """The ES estimate of ∇ E[fitness]: ``Σ_i w_i ε_i / (num · σ)`` (ascent direction)."""
     return weights @ noise / (jnp.maximum(num, 1) * sigma)
@@ -73,6 +79,9 @@ def es_gradient(noise: Float[Array, "P D"], weights: Float[Array, " P"], sigma, 
 def late_return(metrics: dict[str, Array], fraction: float) -> Array:
     """In JAX: a run's final return (`learned_rl._learner.late_return`) from its metrics."""
     return _late_return(metrics["return_sum"], metrics["episodes"], fraction)
+
+
+RANKINGS = {"centered": centered_ranks, "antithetic": antithetic_ranks}
 
 
 class ESState(eqx.Module):
@@ -94,6 +103,8 @@ class EvolutionStrategies(AbstractMetaEstimator):
     - `max_nan_fraction`: skip the generation if more than this fraction of members is non-finite.
     - `eval_center`: also score the unperturbed mean (reported as ``center_fitness``; not used by
       the gradient).
+    - `ranking`: ``"centered"`` (centred ranks over the population, per task) or ``"antithetic"``
+      (each pair against its twin, `antithetic_ranks`).
 
     For the default problem its fields may be given here directly: `inner_steps`,
     `seeds_per_member`, `final_fraction` (see `TrainingRuns`), and `fitness_fn` (a
@@ -107,6 +118,7 @@ class EvolutionStrategies(AbstractMetaEstimator):
     sigma_min: float = eqx.field(static=True)
     max_nan_fraction: float = eqx.field(static=True)
     eval_center: bool = eqx.field(static=True)
+    ranking: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -118,6 +130,7 @@ class EvolutionStrategies(AbstractMetaEstimator):
         sigma_min: float = 0.0,
         max_nan_fraction: float = 0.5,
         eval_center: bool = True,
+        ranking: str = "centered",
         inner_steps: int | None = None,
         seeds_per_member: int = 1,
         final_fraction: float = 0.1,
@@ -137,8 +150,11 @@ class EvolutionStrategies(AbstractMetaEstimator):
         self.sigma_min = sigma_min
         self.max_nan_fraction = max_nan_fraction
         self.eval_center = eval_center
+        self.ranking = ranking
 
     def __check_init__(self):
+        if self.ranking not in RANKINGS:
+            raise ValueError(f"EvolutionStrategies.ranking must be one of {', '.join(RANKINGS)}, got {self.ranking!r}")
         P = self.population
         if not isinstance(P, (int, np.integer)) or isinstance(P, bool) or P <= 0:
             raise ValueError(f"EvolutionStrategies.population must be a positive integer, got {P!r}")
@@ -198,8 +214,12 @@ class EvolutionStrategies(AbstractMetaEstimator):
         fit = jax.vmap(member_fitness)(members)  # [P, T]
         finite = jnp.isfinite(fit)
         n_finite = jnp.sum(finite, axis=0)  # [T]
-        weights = jnp.mean(jax.vmap(centered_ranks, in_axes=1, out_axes=1)(fit), axis=1)  # [P]
-        ascent = es_gradient(noise, weights, sigma, jnp.min(n_finite))
+        weights = jnp.mean(jax.vmap(RANKINGS[est.ranking], in_axes=1, out_axes=1)(fit), axis=1)  # [P]
+        if est.ranking == "antithetic":  # members of pairs with both twins finite
+            n_used = 2 * jnp.sum(finite[:half] & finite[half:], axis=0)
+        else:
+            n_used = n_finite
+        ascent = es_gradient(noise, weights, sigma, jnp.min(n_used))
         too_many = jnp.any(P - n_finite > est.max_nan_fraction * P)
         grad_vec = jnp.where(too_many, jnp.nan, -ascent)
         grads = unravel(grad_vec)
@@ -228,79 +248,3 @@ class EvolutionStrategies(AbstractMetaEstimator):
 
     def env_steps_per_estimate(self) -> int:
         return self.problem.env_steps_per_fitness() * (self.population + (1 if self.eval_center else 0))
-
-
-# ---------------------------------------------------------------------------------------- LPO presets
-
-@dataclasses.dataclass(frozen=True)
-class LPOPreset(Preset):
-    """Everything an LPO meta-training run is built from: the drift (`width`, `ppo_init`), the ES
-    (`population`, `sigma`, `sigma_decay`, `sigma_min`, `max_nan_fraction`, `eval_center`), its
-    inner problem (`TrainingRuns`: `inner_steps`, `seeds_per_member`, `final_fraction`) and the
-    meta-optimiser (`meta_lr`, `lr_decay`, `lr_min`, `max_grad_norm`, `steps`). Values are checked
-    where they are used (`EvolutionStrategies`, `TrainingRuns`, `MetaTrainConfig`) when `build`
-    runs, before anything compiles. The CLI sets any field with ``--set FIELD=VALUE`` (the ES
-    fields also as flags); a run's config.json holds `to_json()`."""
-
-    width: int = 128
-    ppo_init: bool = True
-    population: int = 32
-    sigma: float = 0.03
-    sigma_decay: float = 0.999
-    sigma_min: float = 0.01
-    inner_steps: int | None = 100_000
-    seeds_per_member: int = 1
-    meta_lr: float = 0.02
-    lr_decay: float = 0.999
-    lr_min: float = 0.005
-    max_grad_norm: float = 1e6
-    steps: int = 150
-    # named in a run's config.json only when they differ from these defaults (runs written before
-    # they were settable still match on --resume)
-    eval_center: bool = True
-    final_fraction: float = 0.1
-    max_nan_fraction: float = 0.5
-
-    LATER: ClassVar[tuple[str, ...]] = ("eval_center", "final_fraction", "max_nan_fraction")
-    KIND: ClassVar[str] = "LPO "
-
-    def build(self, tasks: list, *, key):
-        """`(rule, estimator, meta_config)`: a mirror-learning rule with a fresh `LPODrift` (zero
-        output layer: generation 0 is PPO when `ppo_init`), `EvolutionStrategies` on
-        `TrainingRuns`, and the `MetaTrainConfig`."""
-        rule = make_lpo(key=key, width=int(self.width), ppo_init=bool(self.ppo_init))
-        problem = TrainingRuns(inner_steps=self.inner_steps, seeds_per_member=self.seeds_per_member, final_fraction=self.final_fraction)
-        est = EvolutionStrategies(
-            problem, population=self.population, sigma=self.sigma, sigma_decay=self.sigma_decay, sigma_min=self.sigma_min,
-            max_nan_fraction=self.max_nan_fraction, eval_center=self.eval_center,
-        )
-        est.validate(rule, tasks)
-        est = est.bind(tasks, rule)
-        cfg = MetaTrainConfig(
-            steps=int(self.steps), meta_lr=float(self.meta_lr), max_grad_norm=float(self.max_grad_norm),
-            lr_decay=float(self.lr_decay), lr_min=float(self.lr_min),
-        )
-        return rule, est, cfg
-
-
-LPO_PRESETS: dict[str, LPOPreset] = {
-    # CPU scale (2 cores): 32 members × one 100k-step PPO run each per generation.
-    "cpu": LPOPreset(),
-    # The LPO paper's ES sizes (population 64, 1,000+ generations) with each task's default budget.
-    "paper": LPOPreset(population=64, inner_steps=None, meta_lr=0.03, steps=1000),
-}
-
-
-def get_lpo_preset(name: str, **overrides) -> LPOPreset:
-    """An LPO preset by name, with overrides (`None` values are ignored). Unknown names or fields
-    raise `ValueError`; the values are checked when the estimator is built."""
-    if name not in LPO_PRESETS:
-        raise ValueError(f"Unknown LPO preset {name!r}. Known presets: {', '.join(LPO_PRESETS)}")
-    return LPO_PRESETS[name].replace(**overrides)
-
-
-def build_lpo(preset: LPOPreset | dict[str, Any], tasks: list, *, key):
-    """`(rule, estimator, meta_config)` for an LPO preset (or the `preset` dict of a config.json)."""
-    if isinstance(preset, dict):
-        preset = LPOPreset.from_json(preset)
-    return preset.build(tasks, key=key)

@@ -7,18 +7,24 @@ any estimator runs on any problem of the kind it needs without a second meta-tra
 
 - `TruncatedBackprop(problem)`: backpropagation through one unroll of an `AbstractTruncatedProblem`
   (LPG's truncated meta-gradient: `TruncatedMetaGradient(...)` = it on `LPGLifetimes(...)`).
+- `TruncatedES(problem)`: antithetic evolution strategies on one unroll of the same truncated
+  problems (ES over truncated lifetimes: no backpropagation through the inner updates).
 - `EvolutionStrategies(problem)` (`_es.py`): antithetic OpenAI-ES on an `AbstractFitnessProblem`.
+- `EvosaxStrategy(problem, strategy=...)` (`_evosax.py`): evosax's SNES, PGPE, CMA-ES or Open_ES
+  on an `AbstractFitnessProblem`. These own their update (ask/tell), so they declare
+  ``output = "step"`` and `meta_train` applies the step they chose instead of running its Adam.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PRNGKeyArray
 
 from ._problems import AbstractInnerProblem, AbstractTruncatedProblem, LPGLifetimes, _all_finite_rows
@@ -39,10 +45,18 @@ class AbstractMetaEstimator(eqx.Module):
     Both must be pure JAX functions of arrays (the estimator's own fields are static config).
     Everything `meta_train` and the `meta-train` runner use is declared here: `problem`, `tasks`
     (the problem's, empty until `bind`), `bind`, `validate`, `env_steps_per_estimate`,
-    `population_size` and `population_axes`.
+    `population_size`, `population_axes` and `output`.
+
+    `output` says what `grads` is. ``"gradient"`` (the default): an estimate of ∇η of the
+    meta-loss, which `meta_train` applies with its optimiser (`meta_optimizer`: global-norm
+    clipping and Adam from the `MetaTrainConfig`). ``"step"``: the estimator ran its own update
+    (an ask/tell strategy such as CMA-ES, whose mean and covariance update is not a gradient step)
+    and returns ``η − η_new``; `meta_train` then sets η ← η − grads and its learning rate is not
+    used. Either way the loop's checkpoints, NaN skip and sharding are the same.
     """
 
     problem: eqx.AbstractVar[AbstractInnerProblem]
+    output: ClassVar[str] = "gradient"
 
     @property
     def tasks(self) -> tuple:
@@ -160,3 +174,66 @@ class TruncatedMetaGradient(TruncatedBackprop):
             raise TypeError("TruncatedMetaGradient: give a problem or its fields, not both")
         self.problem = problem
         self.checkpoint_inner = checkpoint_inner
+
+
+class TruncatedES(AbstractMetaEstimator):
+    """Antithetic evolution strategies on one unroll of a truncated problem (learned_optimization's
+    truncated ES): no backpropagation through the inner updates, so memory does not grow with K.
+
+    Every member (an LPG lifetime, say) draws its own perturbation ε_i and runs the unroll twice
+    from the same state with the same key (common random numbers): once with η + σε_i and once
+    with η − σε_i. The estimate is the mean over members of ``(L⁺_i − L⁻_i) / (2σ) · ε_i``
+    (groups weighted by the problem's `group_weights`, as in `TruncatedBackprop`); a member whose
+    loss or new state is not finite is left out, and the problem restarts it. Members then continue
+    from their η + σε_i unroll. The estimate is unbiased for the gradient of the Gaussian-smoothed
+    one-unroll meta-loss; like truncated backprop it ignores the effect of η on earlier unrolls
+    (PES would add it, by accumulating each member's perturbations).
+    """
+
+    problem: AbstractTruncatedProblem
+    sigma: float = eqx.field(static=True, default=0.01)
+
+    def __check_init__(self):
+        if not (self.sigma > 0 and jnp.isfinite(self.sigma)):
+            raise ValueError(f"TruncatedES.sigma must be positive, got {self.sigma!r}")
+
+    def env_steps_per_estimate(self) -> int:
+        return 2 * self.problem.env_steps_per_unroll()
+
+    def estimate(self, meta_params, rule_static, state, *, key):
+        problem = self.problem
+        members = problem.members(state)
+        keys = jax.random.split(key, 3 * len(members))
+        rule = eqx.combine(meta_params, rule_static)
+        flat, unravel = ravel_pytree(meta_params)
+        news, healthies, auxs, group_losses, group_grads, group_ok = [], [], [], [], [], []
+        for i, group in enumerate(members):
+            N = jax.tree.leaves(group)[0].shape[0]
+            old = constrain_population(group)
+            ks = constrain_population(jax.random.split(keys[3 * i], N))
+            eps = constrain_population(jax.random.normal(keys[3 * i + 2], (N, flat.size), flat.dtype))
+
+            def one(m, k, e, i=i):
+                loss_p, (new, aux) = problem.member_loss(unravel(flat + self.sigma * e), rule_static, i, m, key=k, remat=False)
+                loss_m, _ = problem.member_loss(unravel(flat - self.sigma * e), rule_static, i, m, key=k, remat=False)
+                return loss_p, loss_m, new, aux
+
+            lp, lm, new, aux = jax.vmap(one)(old, ks, eps)
+            healthy = jnp.isfinite(lp) & jnp.isfinite(lm) & problem.member_finite(new)
+            n_ok = jnp.sum(healthy)
+            denom = jnp.maximum(n_ok, 1).astype(flat.dtype)
+            coef = jnp.where(healthy, (lp - lm) / (2 * self.sigma), 0.0)
+            group_grads.append(coef @ jnp.where(healthy[:, None], eps, 0.0) / denom)
+            group_losses.append(jnp.sum(jnp.where(healthy, 0.5 * (lp + lm), 0.0)) / denom)
+            group_ok.append(n_ok > 0)
+            news.append(new)
+            healthies.append(healthy)
+            auxs.append({k: jnp.sum(jnp.where(healthy, v, 0.0), axis=0) / denom for k, v in aux.items()})
+        new_state, metrics = problem.advance(rule, state, tuple(news), tuple(healthies), tuple(auxs), keys=tuple(keys[3 * i + 1] for i in range(len(members))))
+        ok = jnp.stack(group_ok)
+        w = jnp.where(ok, jnp.asarray(problem.group_weights(), jnp.float32), 0.0)
+        total = jnp.sum(w)
+        scale = jnp.where(total > 0, 1.0 / jnp.where(total > 0, total, 1.0), jnp.nan)  # no finite member: NaN, skipped
+        loss = jnp.sum(jnp.where(ok, w * jnp.stack(group_losses), 0.0)) * scale
+        grad = jnp.sum(jnp.where(ok[:, None], w[:, None] * jnp.stack(group_grads), 0.0), axis=0) * scale
+        return loss, unravel(grad), new_state, metrics

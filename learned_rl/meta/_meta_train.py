@@ -79,7 +79,12 @@ class MetaState(eqx.Module):
     skipped: Array
 
 
-def meta_optimizer(config: MetaTrainConfig) -> optax.GradientTransformation:
+def meta_optimizer(config: MetaTrainConfig, estimator: AbstractMetaEstimator | None = None) -> optax.GradientTransformation:
+    """How the loop turns an estimator's output into a meta-parameter update: clipping and Adam
+    for a gradient; for an estimator that ran its own update (``output == "step"``), that step
+    (η ← η − output)."""
+    if estimator is not None and estimator.output == "step":
+        return optax.scale(-1.0)
     lr = config.meta_lr
     if config.lr_decay != 1.0:  # a schedule only when asked: a constant rate keeps the state layout
         lr = optax.exponential_decay(config.meta_lr, 1, config.lr_decay, end_value=config.lr_min or None)
@@ -92,7 +97,7 @@ def meta_init(rule, tasks: list, estimator: AbstractMetaEstimator, config: MetaT
     k_est, k_run = jax.random.split(key)
     # one compiled program instead of hundreds of eagerly dispatched (and compiled) small ops
     est_state = eqx.filter_jit(lambda r, k: estimator.init(r, tasks, key=k))(rule, k_est)
-    opt_state = meta_optimizer(config).init(eqx.filter(rule, eqx.is_inexact_array))
+    opt_state = meta_optimizer(config, estimator).init(eqx.filter(rule, eqx.is_inexact_array))
     return MetaState(rule, opt_state, est_state, k_run, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 
@@ -102,7 +107,7 @@ def make_meta_step(estimator: AbstractMetaEstimator, config: MetaTrainConfig) ->
     With `config.devices` naming several devices, the estimator's population axis is split across
     them (inputs placed by `meta_train`; outputs constrained to the same layout, so every step
     reuses one compiled program)."""
-    opt = meta_optimizer(config)
+    opt = meta_optimizer(config, estimator)
     mesh = population_mesh(config.devices)
 
     @eqx.filter_jit

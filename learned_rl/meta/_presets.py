@@ -18,9 +18,15 @@ import math
 from typing import Any, ClassVar
 
 from ..rules._lpg import LPG
-from ._estimators import TruncatedMetaGradient
+from ..rules._lpo import make_lpo
+from ._es import EvolutionStrategies
+from ._estimators import TruncatedES, TruncatedMetaGradient
+from ._evosax import STRATEGIES as EVOSAX_STRATEGIES
+from ._evosax import EvosaxStrategy
 from ._meta_train import MetaTrainConfig
-from ._problems import LPGLifetimes
+from ._problems import LPGLifetimes, TrainingRuns
+
+ES_STRATEGIES = ("openes", *EVOSAX_STRATEGIES)  # --es-strategy: ours, then evosax's
 
 
 def _is_real(x) -> bool:
@@ -74,7 +80,20 @@ class LPGPreset(Preset):
       tasks) and `agent_max_grad_norm`, the meta-critic's `critic_lr` / `critic_lr_tabular` and
       `gae_lambda`, the meta-loss's `betas` and `regularizer` (logits | paper), `task_weights`
       (task name -> weight);
-    - the meta-optimiser (`MetaTrainConfig`): `meta_lr`, `max_grad_norm`, `steps`.
+    - the meta-optimiser (`MetaTrainConfig`): `meta_lr`, `max_grad_norm`, `steps`;
+    - temporal awareness and the estimator (later fields): `temporal` (TA-LPG: the meta-network
+      reads n/N and log N), `min_lifetime_updates` (lifetime lengths N are drawn log-uniformly
+      from [it, `lifetime_updates`]; 0: fixed lengths, or for a temporal rule
+      ``max(K, lifetime_updates // 8)``, see `lifetime_range`), `estimator` (``tmg``: truncated
+      meta-gradients on `LPGLifetimes`; ``tes``: truncated ES on the same lifetimes, `TruncatedES`
+      with `sigma`; ``es``: evolution strategies over whole lifetimes, `TrainingRuns`), and for
+      ``es`` `es_strategy`, `population`, `sigma`, `ranking`, `es_learning_rate` (see `make_es`).
+
+    Under ``es`` there is no bandit: every lifetime trains with the middle arm (the middle of
+    `learning_rates` and of `alpha_ys`), the fitness of a member is its lifetime's final return
+    divided by the task's optimal return (where known), one N per generation drawn from four
+    geometric steps over `lifetime_range` (for a rule whose range is not a single length), and
+    antithetic pairs share the level, the initial agent and every environment's noise.
     """
 
     hidden_size: int = 64
@@ -105,42 +124,96 @@ class LPGPreset(Preset):
     bandit_temperature: float = 0.1
     bandit_bonus: float = 0.2
     bandit_window: int = 10
+    temporal: bool = False
+    min_lifetime_updates: int = 0
+    estimator: str = "tmg"
+    es_strategy: str = "openes"
+    population: int = 16
+    sigma: float = 0.03
+    ranking: str = "antithetic"
+    es_learning_rate: float | None = None
 
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"variant": ("y", "v"), "regularizer": ("paper", "logits"), "cell": ("lstm", "gru")}
-    LATER: ClassVar[tuple[str, ...]] = ("gae_lambda", "critic_lr", "critic_lr_tabular", "agent_hidden", "agent_max_grad_norm", "bandit_temperature", "bandit_bonus", "bandit_window")
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "variant": ("y", "v"), "regularizer": ("paper", "logits"), "cell": ("lstm", "gru"), "estimator": ("tmg", "es", "tes"),
+        "es_strategy": ES_STRATEGIES, "ranking": ("centered", "antithetic"),
+    }
+    LATER: ClassVar[tuple[str, ...]] = (
+        "gae_lambda", "critic_lr", "critic_lr_tabular", "agent_hidden", "agent_max_grad_norm", "bandit_temperature", "bandit_bonus", "bandit_window",
+        "temporal", "min_lifetime_updates", "estimator", "es_strategy", "population", "sigma", "ranking", "es_learning_rate",
+    )
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, list):  # from JSON
                 object.__setattr__(self, f.name, value := tuple(value))
-            _check_field(f.name, value, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            if value is not None or f.name != "es_learning_rate":
+                _check_field(f.name, value, f.default if f.default is not dataclasses.MISSING else f.default_factory())
         if self.inner_steps > self.lifetime_updates:
             raise ValueError(f"K (inner_steps={self.inner_steps}) is longer than a lifetime (lifetime_updates={self.lifetime_updates})")
+        if self.min_lifetime_updates and not self.inner_steps <= self.min_lifetime_updates <= self.lifetime_updates:
+            raise ValueError(
+                f"preset field 'min_lifetime_updates' must be 0 or in [K={self.inner_steps}, lifetime_updates={self.lifetime_updates}], got {self.min_lifetime_updates}"
+            )
+        if self.es_learning_rate is not None and not (_is_real(self.es_learning_rate) and self.es_learning_rate > 0):
+            raise ValueError(f"preset field 'es_learning_rate' must be a positive number or null, got {self.es_learning_rate!r}")
+        if self.estimator == "es" and self.task_weights:
+            raise ValueError("preset field 'task_weights' weighs truncated meta-gradients (estimator 'tmg'); ES ranks each task alike")
+
+    def lifetime_range(self) -> tuple[int, int]:
+        """The (shortest, longest) lifetime N in agent updates: `min_lifetime_updates` to
+        `lifetime_updates`; with ``min_lifetime_updates=0``, a temporal rule's shortest is
+        ``max(K, lifetime_updates // 8)`` and a non-temporal rule's lifetimes all last
+        `lifetime_updates`."""
+        hi = self.lifetime_updates
+        if self.min_lifetime_updates:
+            return self.min_lifetime_updates, hi
+        return (max(self.inner_steps, hi // 8), hi) if self.temporal else (hi, hi)
+
+    def es_horizons(self) -> tuple[int, ...]:
+        """The lifetimes ES draws from: four geometric steps over `lifetime_range` (one if it is a
+        single length)."""
+        lo, hi = self.lifetime_range()
+        if lo == hi:
+            return ()
+        return tuple(sorted({int(round(lo * (hi / lo) ** (i / 3))) for i in range(4)}))
 
     def build(self, tasks: list, *, key):
         """`(rule, estimator, meta_config)` for these tasks."""
-        rule = LPG.from_config(
-            {
-                "hidden_size": self.hidden_size, "prediction_dim": self.prediction_dim, "cell": self.cell,
-                "gamma": self.gamma, "variant": self.variant,
-                "regime": {"num_envs": self.num_envs, "rollout_len": self.rollout_len, "lifetime_updates": self.lifetime_updates},
-            },
-            key=key,
-        )
+        mid = lambda xs: float(sorted(xs)[len(xs) // 2])
+        rule_config = {
+            "hidden_size": self.hidden_size, "prediction_dim": self.prediction_dim, "cell": self.cell,
+            "gamma": self.gamma, "variant": self.variant, "temporal": self.temporal,
+            "regime": {"num_envs": self.num_envs, "rollout_len": self.rollout_len, "lifetime_updates": self.lifetime_updates},
+        }
+        if self.estimator == "es":  # no bandit: the middle arm (under tmg the bandit sets both per lifetime)
+            rule_config.update(learning_rate=mid(self.learning_rates), alpha_y=mid(self.alpha_ys))
+        rule = LPG.from_config(rule_config, key=key)
+        cfg = MetaTrainConfig(steps=int(self.steps), meta_lr=float(self.meta_lr), max_grad_norm=float(self.max_grad_norm))
+        if self.estimator == "es":
+            problem = TrainingRuns(
+                inner_steps=self.lifetime_updates * self.num_envs * self.rollout_len, horizons=self.es_horizons(), normalize=True,
+            )
+            est = make_es(
+                problem, strategy=self.es_strategy, population=self.population, sigma=self.sigma, ranking=self.ranking,
+                learning_rate=self.es_learning_rate,
+            )
+            est.validate(rule, tasks)
+            return rule, est.bind(tasks, rule), cfg
         names = [t.name for t in tasks]
         unknown = sorted(set(self.task_weights) - set(names))
         if unknown:
             raise ValueError(f"preset field 'task_weights' names tasks that are not meta-trained on: {unknown} (tasks: {', '.join(names)})")
+        lo, hi = self.lifetime_range()
         problem = LPGLifetimes(
             **{k: getattr(self, k) for k in ESTIMATOR_FIELDS},
+            min_lifetime_updates=lo if lo < hi else 0,
             gae_lambda=self.gae_lambda, critic_lr=self.critic_lr, critic_lr_tabular=self.critic_lr_tabular,
             agent_hidden=tuple(int(h) for h in self.agent_hidden), agent_max_grad_norm=self.agent_max_grad_norm,
             bandit_temperature=self.bandit_temperature, bandit_bonus=self.bandit_bonus, bandit_window=self.bandit_window,
             task_weights=tuple(float(self.task_weights.get(n, 1.0)) for n in names) if self.task_weights else (),
         )
-        est = TruncatedMetaGradient(problem).bind(tasks)
-        cfg = MetaTrainConfig(steps=int(self.steps), meta_lr=float(self.meta_lr), max_grad_norm=float(self.max_grad_norm))
+        est = (TruncatedES(problem, sigma=self.sigma) if self.estimator == "tes" else TruncatedMetaGradient(problem)).bind(tasks)
         return rule, est, cfg
 
 
@@ -154,8 +227,8 @@ def _check_field(name: str, value, default) -> None:
         if not isinstance(value, bool):
             raise ValueError(f"{bad} must be true or false, got {value!r}")
     elif isinstance(default, int):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{bad} must be a positive integer, got {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "min_lifetime_updates" else 1):
+            raise ValueError(f"{bad} must be a {'non-negative' if name == 'min_lifetime_updates' else 'positive'} integer, got {value!r}")
     elif isinstance(default, float):
         at_most_1 = name in ("gamma", "gae_lambda")
         low_ok = name == "bandit_bonus" and _is_real(value) and value == 0
@@ -209,3 +282,117 @@ def get_preset(name: str, **overrides) -> LPGPreset:
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}. Known presets: {', '.join(PRESETS)}")
     return PRESETS[name].replace(**overrides)
+
+
+def make_es(problem, *, strategy: str = "openes", population: int, sigma: float, sigma_decay: float = 1.0, sigma_min: float = 0.0,
+            ranking: str = "centered", learning_rate: float | None = None, max_nan_fraction: float = 0.5, eval_center: bool = True):
+    """The evolution-strategies estimator named `strategy` on a fitness `problem`: ``openes`` is
+    ours (`EvolutionStrategies`: a gradient for meta_train's Adam, σ decay, `ranking`); ``snes``,
+    ``pgpe``, ``cma_es`` and ``open_es`` are evosax's (`EvosaxStrategy`: they own their update,
+    `learning_rate` is their mean's; σ decay and `ranking` are ours only)."""
+    if strategy == "openes":
+        return EvolutionStrategies(
+            problem, population=population, sigma=sigma, sigma_decay=sigma_decay, sigma_min=sigma_min,
+            max_nan_fraction=max_nan_fraction, eval_center=eval_center, ranking=ranking,
+        )
+    if strategy not in EVOSAX_STRATEGIES:
+        raise ValueError(f"unknown ES strategy {strategy!r} (choose from {', '.join(ES_STRATEGIES)})")
+    return EvosaxStrategy(
+        problem, strategy=strategy, population=population, sigma=sigma, learning_rate=learning_rate,
+        max_nan_fraction=max_nan_fraction, eval_center=eval_center,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class LPOPreset(Preset):
+    """Everything an LPO meta-training run is built from: the drift (`width`, `ppo_init`), the ES
+    (`population`, `sigma`, `sigma_decay`, `sigma_min`, `max_nan_fraction`, `eval_center`), its
+    inner problem (`TrainingRuns`: `inner_steps`, `seeds_per_member`, `final_fraction`) and the
+    meta-optimiser (`meta_lr`, `lr_decay`, `lr_min`, `max_grad_norm`, `steps`). Later fields:
+    `temporal` (TA-LPO: the drift reads ``[x, (n/N)·x]``), `es_strategy` (``openes``: ours, or
+    evosax's ``snes``, ``pgpe``, ``cma_es``, ``open_es``; see `make_es`), `es_learning_rate` (the
+    evosax strategies' mean learning rate; None: evosax's default), `ranking` (ours: centered |
+    antithetic), `horizons` and `normalize` (`TrainingRuns`). Values are checked where they are
+    used (`EvolutionStrategies`, `EvosaxStrategy`, `TrainingRuns`, `MetaTrainConfig`) when `build`
+    runs, before anything compiles. The CLI sets any field with ``--set FIELD=VALUE`` (the ES
+    fields also as flags); a run's config.json holds `to_json()`."""
+
+    width: int = 128
+    ppo_init: bool = True
+    population: int = 32
+    sigma: float = 0.03
+    sigma_decay: float = 0.999
+    sigma_min: float = 0.01
+    inner_steps: int | None = 100_000
+    seeds_per_member: int = 1
+    meta_lr: float = 0.02
+    lr_decay: float = 0.999
+    lr_min: float = 0.005
+    max_grad_norm: float = 1e6
+    steps: int = 150
+    # named in a run's config.json only when they differ from these defaults (runs written before
+    # they were settable still match on --resume)
+    eval_center: bool = True
+    final_fraction: float = 0.1
+    max_nan_fraction: float = 0.5
+    temporal: bool = False
+    es_strategy: str = "openes"
+    es_learning_rate: float | None = None
+    ranking: str = "centered"
+    horizons: tuple[int, ...] = ()
+    normalize: bool = False
+
+    LATER: ClassVar[tuple[str, ...]] = (
+        "eval_center", "final_fraction", "max_nan_fraction", "temporal", "es_strategy", "es_learning_rate", "ranking", "horizons", "normalize",
+    )
+
+    def __post_init__(self):
+        for f in ("horizons",):
+            if isinstance(getattr(self, f), list):  # from JSON
+                object.__setattr__(self, f, tuple(getattr(self, f)))
+    KIND: ClassVar[str] = "LPO "
+
+    def build(self, tasks: list, *, key):
+        """`(rule, estimator, meta_config)`: a mirror-learning rule with a fresh `LPODrift` (zero
+        output layer: generation 0 is PPO when `ppo_init`), the ES strategy (`make_es`) on
+        `TrainingRuns`, and the `MetaTrainConfig`."""
+        rule = make_lpo(key=key, width=int(self.width), ppo_init=bool(self.ppo_init), temporal=bool(self.temporal))
+        problem = TrainingRuns(
+            inner_steps=self.inner_steps, seeds_per_member=self.seeds_per_member, final_fraction=self.final_fraction,
+            horizons=tuple(self.horizons), normalize=bool(self.normalize),
+        )
+        est = make_es(
+            problem, strategy=self.es_strategy, population=self.population, sigma=self.sigma, sigma_decay=self.sigma_decay,
+            sigma_min=self.sigma_min, ranking=self.ranking, learning_rate=self.es_learning_rate,
+            max_nan_fraction=self.max_nan_fraction, eval_center=self.eval_center,
+        )
+        est.validate(rule, tasks)
+        est = est.bind(tasks, rule)
+        cfg = MetaTrainConfig(
+            steps=int(self.steps), meta_lr=float(self.meta_lr), max_grad_norm=float(self.max_grad_norm),
+            lr_decay=float(self.lr_decay), lr_min=float(self.lr_min),
+        )
+        return rule, est, cfg
+
+
+LPO_PRESETS: dict[str, LPOPreset] = {
+    # CPU scale (2 cores): 32 members × one 100k-step PPO run each per generation.
+    "cpu": LPOPreset(),
+    # The LPO paper's ES sizes (population 64, 1,000+ generations) with each task's default budget.
+    "paper": LPOPreset(population=64, inner_steps=None, meta_lr=0.03, steps=1000),
+}
+
+
+def get_lpo_preset(name: str, **overrides) -> LPOPreset:
+    """An LPO preset by name, with overrides (`None` values are ignored). Unknown names or fields
+    raise `ValueError`; the values are checked when the estimator is built."""
+    if name not in LPO_PRESETS:
+        raise ValueError(f"Unknown LPO preset {name!r}. Known presets: {', '.join(LPO_PRESETS)}")
+    return LPO_PRESETS[name].replace(**overrides)
+
+
+def build_lpo(preset: LPOPreset | dict[str, Any], tasks: list, *, key):
+    """`(rule, estimator, meta_config)` for an LPO preset (or the `preset` dict of a config.json)."""
+    if isinstance(preset, dict):
+        preset = LPOPreset.from_json(preset)
+    return preset.build(tasks, key=key)

@@ -143,6 +143,26 @@ def with_learning_rate(opt_state, learning_rate):
 
 
 
+def return_scales(tasks) -> tuple[float, ...]:
+    """Each task's return scale: the absolute optimal return of its default level where the task
+    knows it (tabular grid worlds, chains), else 1. The bandit's and ES's normaliser."""
+    scales = []
+    for t in tasks:
+        s = 1.0
+        if t.optimal_return is not None:
+            s = float(abs(t.optimal_return(t.default_params))) or 1.0
+        scales.append(s)
+    return tuple(scales)
+
+
+def log_uniform_int(key, low: int, high: int, multiple: int = 1, shape=()) -> Array:
+    """Integers drawn log-uniformly from [low, high], rounded up to a multiple of `multiple`."""
+    u = jax.random.uniform(key, shape)
+    x = jnp.exp(jnp.log(float(low)) + u * (jnp.log(float(high)) - jnp.log(float(low))))
+    x = jnp.ceil(x / multiple) * multiple
+    return jnp.clip(x, low, high).astype(jnp.int32)
+
+
 class Lifetime(eqx.Module):
     """One agent lifetime in the meta-training population (batched over lifetimes of one task)."""
 
@@ -151,7 +171,7 @@ class Lifetime(eqx.Module):
     critic_opt: Any
     arm: Array
     age: Array  # agent updates done in this lifetime
-    length: Array  # agent updates this lifetime lasts (the first is shorter: staggering)
+    length: Array  # agent updates this lifetime lasts, N (the first is shorter: staggering)
     late_return_sum: Array
     late_return_count: Array
     return_ema: Array
@@ -198,6 +218,11 @@ class LPGLifetimes(AbstractTruncatedProblem):
     shortened lifetimes are not reported to the bandit (their final return would credit an arm
     for a lifetime it did not live), only the full-length ones after them.
 
+    Lifetime lengths: every lifetime lasts `lifetime_updates` agent updates, or, with
+    `min_lifetime_updates` > 0, a length N drawn per lifetime log-uniformly from
+    [`min_lifetime_updates`, `lifetime_updates`] (rounded up to a multiple of K). A temporally-aware
+    rule (TA-LPG) is told its lifetime's n/N and log N at every update (`learned_rl.Progress`).
+
     `inner_steps` K may be anything up to `lifetime_updates`; `member_loss(..., remat=True)` (what
     `TruncatedBackprop(checkpoint_inner=True)` asks for) rematerialises each inner update on the
     backward pass (`jax.checkpoint`), so memory grows with K by one agent state per update, not by
@@ -223,6 +248,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
     num_envs: int = eqx.field(static=True, default=16)
     rollout_len: int = eqx.field(static=True, default=20)
     lifetime_updates: int = eqx.field(static=True, default=300)
+    min_lifetime_updates: int = eqx.field(static=True, default=0)
     learning_rates: tuple[float, ...] = eqx.field(static=True, default=(10.0, 20.0, 40.0, 80.0))
     alpha_ys: tuple[float, ...] = eqx.field(static=True, default=(0.1, 0.5, 1.0))
     agent_max_grad_norm: float = eqx.field(static=True, default=0.5)
@@ -251,6 +277,12 @@ class LPGLifetimes(AbstractTruncatedProblem):
                 f"LPGLifetimes: K (inner_steps={self.inner_steps}) is longer than a lifetime "
                 f"(lifetime_updates={self.lifetime_updates})"
             )
+        m = self.min_lifetime_updates
+        if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 0 or (m and not self.inner_steps <= m <= self.lifetime_updates):
+            raise ValueError(
+                f"LPGLifetimes.min_lifetime_updates must be 0 (fixed lengths) or in [K={self.inner_steps}, "
+                f"lifetime_updates={self.lifetime_updates}], got {m!r}"
+            )
         if not self.learning_rates or not self.alpha_ys or min(self.learning_rates) <= 0 or min(self.alpha_ys) < 0:
             raise ValueError("LPGLifetimes: learning_rates must be positive and alpha_ys non-negative")
         if self.task_weights and ((self.tasks and len(self.task_weights) != len(self.tasks)) or not all(np.isfinite(w) and w > 0 for w in self.task_weights)):
@@ -272,13 +304,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
 
     def bind(self, tasks: list, rule=None) -> "LPGLifetimes":
         """Attach the task list (static) and each task's bandit return scale."""
-        scales = []
-        for t in tasks:
-            s = 1.0
-            if t.optimal_return is not None:
-                s = float(abs(t.optimal_return(t.default_params))) or 1.0
-            scales.append(s)
-        return dataclasses.replace(self, tasks=tuple(tasks), return_scales=tuple(scales))
+        return dataclasses.replace(self, tasks=tuple(tasks), return_scales=return_scales(tasks))
 
     def arm_probs(self, state: "TMGState") -> np.ndarray:
         """Each task's bandit probabilities over `arms`, ``[tasks, arms]`` (host numbers)."""
@@ -313,6 +339,12 @@ class LPGLifetimes(AbstractTruncatedProblem):
 
     # ------------------------------------------------------------------ lifetimes
 
+    def _fresh_length(self, key) -> Array:
+        """A new lifetime's length N: `lifetime_updates`, or drawn log-uniformly (see the class)."""
+        if not self.min_lifetime_updates:
+            return jnp.asarray(self.lifetime_updates, jnp.int32)
+        return log_uniform_int(jax.random.fold_in(key, 1), self.min_lifetime_updates, self.lifetime_updates, self.inner_steps)
+
     def _new_lifetime(self, rule, task, bandit: BanditState, length, *, key, staggered: bool = False) -> Lifetime:
         k_arm, k_learner, k_critic = jax.random.split(key, 3)
         cfg = self._train_config(task)
@@ -331,7 +363,10 @@ class LPGLifetimes(AbstractTruncatedProblem):
         for i, task in enumerate(est.tasks):
             bandit = bandit_init(len(est.arms), est.bandit_window, est.return_scales[i])
             k_len, k_new = jax.random.split(jax.random.fold_in(key, i))
-            lengths = jax.random.randint(k_len, (est.lifetimes_per_task,), est.inner_steps, est.lifetime_updates + 1)
+            if est.min_lifetime_updates:  # sampled lengths stagger the population by themselves
+                lengths = log_uniform_int(k_len, est.min_lifetime_updates, est.lifetime_updates, est.inner_steps, (est.lifetimes_per_task,))
+            else:
+                lengths = jax.random.randint(k_len, (est.lifetimes_per_task,), est.inner_steps, est.lifetime_updates + 1)
             keys = jax.random.split(k_new, est.lifetimes_per_task)
             groups.append(jax.vmap(lambda k, n: est._new_lifetime(rule, task, bandit, n, key=k, staggered=True))(keys, lengths))
             bandits.append(bandit)
@@ -349,7 +384,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
         cfg = self._train_config(task)
         K = self.inner_steps
 
-        learner, m, inner_trajs = learner_run(rule, task, cfg, lt.learner, K, remat=remat, with_trajectory=True)
+        learner, m, inner_trajs = learner_run(rule, task, cfg, lt.learner, K, remat=remat, with_trajectory=True, horizon=lt.length)
 
         # fresh rollout of the updated agent (the environments continue)
         k_roll, key = jax.random.split(key)
@@ -454,7 +489,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
 
             bandit, _ = jax.lax.scan(push, bandit, (old.arm, final, reset & jnp.isfinite(final) & ~old.staggered))
             k_new = constrain_population(jax.random.split(keys[i], N))
-            fresh = jax.vmap(lambda k: self._new_lifetime(rule, task, bandit, self.lifetime_updates, key=k))(k_new)
+            fresh = jax.vmap(lambda k: self._new_lifetime(rule, task, bandit, self._fresh_length(k), key=k))(k_new)
             lts = jax.tree.map(
                 lambda f, o: jnp.where(reset.reshape((-1,) + (1,) * (o.ndim - 1)), f, o), fresh, lts
             )
@@ -482,8 +517,9 @@ def _all_finite_rows(tree, n: int) -> Array:
 
 
 class TrainingRuns(AbstractFitnessProblem):
-    """Whole training runs: the fitness of a rule on a task is the final return (`late_return`)
-    of a fresh agent trained with it from scratch (LPO's inner problem).
+    """Whole training runs (whole lifetimes): the fitness of a rule on a task is the final return
+    (`late_return`) of a fresh agent trained with it from scratch. LPO's inner problem, and LPG's
+    for evolution strategies over whole lifetimes.
 
     **Arguments** (all static):
 
@@ -493,13 +529,23 @@ class TrainingRuns(AbstractFitnessProblem):
       their mean.
     - `final_fraction`: fitness is the mean return of episodes ending in this last fraction of the
       run's updates.
+    - `horizons`: lifetimes of several lengths: a tuple of agent-update counts N, one drawn
+      uniformly per fitness call from its key (so every member of a generation, sharing the key,
+      lives the same N: common random numbers; a geometric tuple is a log-uniform draw). A
+      temporally-aware rule is told its N. Empty: every run lasts `inner_steps`.
+    - `normalize`: divide each task's fitness by its return scale (the optimal return of its
+      default level where the task knows it, else 1), so tasks of different return ranges weigh
+      alike.
     """
 
     inner_steps: int | None = eqx.field(static=True, default=None)
     seeds_per_member: int = eqx.field(static=True, default=1)
     final_fraction: float = eqx.field(static=True, default=0.1)
+    horizons: tuple[int, ...] = eqx.field(static=True, default=())
+    normalize: bool = eqx.field(static=True, default=False)
     tasks: tuple = eqx.field(static=True, default=())
     configs: tuple = eqx.field(static=True, default=())
+    scales: tuple[float, ...] = eqx.field(static=True, default=())
 
     def __check_init__(self):
         s = self.seeds_per_member
@@ -510,12 +556,14 @@ class TrainingRuns(AbstractFitnessProblem):
             raise ValueError(f"EvolutionStrategies.inner_steps must be a positive integer or None, got {n!r}")
         if not 0 < self.final_fraction <= 1:
             raise ValueError(f"EvolutionStrategies.final_fraction must be in (0, 1], got {self.final_fraction!r}")
+        if not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0 for h in self.horizons):
+            raise ValueError(f"TrainingRuns.horizons must be positive agent-update counts, got {self.horizons!r}")
 
     def bind(self, tasks: list, rule=None) -> "TrainingRuns":
-        """Attach the task list and, given the rule, each task's inner `TrainConfig` (static);
-        without it the configs are derived from the rule inside `fitness`."""
+        """Attach the task list, each task's return scale and, given the rule, each task's inner
+        `TrainConfig` (static); without it the configs are derived from the rule inside `fitness`."""
         configs = tuple(self._config(rule, t) for t in tasks) if rule is not None else ()
-        return dataclasses.replace(self, tasks=tuple(tasks), configs=configs)
+        return dataclasses.replace(self, tasks=tuple(tasks), configs=configs, scales=return_scales(tasks))
 
     def _config(self, rule, task) -> TrainConfig:
         cfg = rule.default_config(task)
@@ -533,20 +581,40 @@ class TrainingRuns(AbstractFitnessProblem):
         if not self.tasks:
             raise ValueError("TrainingRuns: no tasks bound (call bind(tasks) or use meta_train)")
         configs = self.configs or tuple(self._config(rule, t) for t in self.tasks)
+        # one N for every member given this key (an unbatched index: lax.switch runs one branch)
+        which = jax.random.randint(jax.random.fold_in(key, 10_007), (), 0, len(self.horizons)) if self.horizons else None
         out = []
         for i, (task, cfg) in enumerate(zip(self.tasks, configs)):
             keys = jax.random.split(jax.random.fold_in(key, i), self.seeds_per_member)
 
-            def final(k, task=task, cfg=cfg):
-                m = train(rule, task, cfg, key=k)[1]
-                return late_return(m["return_sum"], m["episodes"], self.final_fraction)
+            def mean_final(cfg, task=task):
+                def final(k):
+                    m = train(rule, task, cfg, key=k)[1]
+                    return late_return(m["return_sum"], m["episodes"], self.final_fraction)
 
-            rets = jax.vmap(final)(keys)
-            out.append(jnp.mean(rets))
+                return jnp.mean(jax.vmap(final)(keys))
+
+            if self.horizons:
+                branches = [lambda c=self._with_horizon(cfg, n): mean_final(c) for n in self.horizons]
+                ret = jax.lax.switch(which, branches)
+            else:
+                ret = mean_final(cfg)
+            if self.normalize:
+                ret = ret / (self.scales[i] if self.scales else return_scales([task])[0])
+            out.append(ret)
         return jnp.stack(out)
 
+    @staticmethod
+    def _with_horizon(cfg: TrainConfig, updates: int) -> TrainConfig:
+        return cfg.replace(total_steps=int(updates) * cfg.steps_per_update)
+
     def env_steps_per_fitness(self) -> int:
-        return self.seeds_per_member * sum(c.num_updates * c.steps_per_update for c in self.configs)
+        def run_steps(c):
+            if self.horizons:  # the expected length of a drawn lifetime
+                return int(round(np.mean([n for n in self.horizons]) * c.steps_per_update))
+            return c.num_updates * c.steps_per_update
+
+        return self.seeds_per_member * sum(run_steps(c) for c in self.configs)
 
 
 class FitnessFunction(AbstractFitnessProblem):

@@ -1,9 +1,9 @@
 """`learned-rl meta-train lpg|lpo`: a meta-training run directory with checkpoints, metrics and plots.
 
-One runner for every rule kind: `lpg` (truncated meta-gradients, `_presets.py`) and `lpo` (a PPO
-drift meta-trained by evolution strategies, `_es.py`). The kinds differ only in how the rule,
-estimator and meta-config are built, which metrics go into a CSV row and the plot, and how the
-final rule is finished (`_KINDS`).
+One runner for every rule kind and estimator: `lpg` (truncated meta-gradients or evolution
+strategies over whole lifetimes) and `lpo` (a PPO drift meta-trained by evolution strategies), both
+built from their typed preset (`_presets.py`). Which metrics go into a CSV row and the plot, and
+what the saved rule records, follow the estimator (`_reporting`, `_finish`), not the rule kind.
 
 Files in the run directory:
 
@@ -15,8 +15,9 @@ Files in the run directory:
   or fails its checksum is named in a one-line notice and the run resumes from this one;
 - `rule.eqx`: the learned rule (loadable with `learned_rl.load_rule`), written at the end;
 - `metrics.csv`: one row per `log_every` meta-steps;
-- `curves.png`: lpg: meta-objective, lifetime returns per task, bandit arm probabilities; lpo: fitness
-  (mean, max, min over the population and the unperturbed mean rule), σ and the ES gradient norm.
+- `curves.png`: truncated meta-gradients: meta-objective, lifetime returns per task, bandit arm
+  probabilities; evolution strategies: fitness (mean, max, min over the population and the
+  unperturbed mean rule), σ and the norm of the ES step.
 
 `resume=True` continues from `checkpoint.eqx` (or `checkpoint.prev.eqx`, see above). Meta-step i
 always uses ``fold_in(key, i)``, so a resumed run writes the same rule and metrics as an
@@ -44,9 +45,9 @@ from .._checkpoint import CheckpointError, load, read_header, save
 from .._io import write_csv, write_json
 from .._registry import rule_file
 from .._rules_io import load_rule, save_rule
-from ._es import get_lpo_preset
 from ._meta_train import meta_init, meta_train
-from ._presets import get_preset
+from ._presets import LPGPreset, get_lpo_preset, get_preset
+from ._problems import LPGLifetimes
 from ._sharding import check_divisible, host_copy, is_writer, population_mesh
 
 STATE_KIND = "lpg-meta-state"  # the lpg kind's checkpoint kind; lpo uses "lpo-meta-state"
@@ -180,14 +181,35 @@ def _es_plot(path: Path, rows: list[dict[str, Any]], est) -> None:
     plt.close(fig)
 
 
-def _lpg_finish(rule, state, est):
-    lr, alpha = est.problem.preferred_arm(state.estimator_state)
-    rule = rule.with_arm(lr, alpha)
-    return rule, {"preferred_arm": {"learning_rate": lr, "alpha_y": alpha}}
+def _finish(rule, state, est, preset):
+    """The rule to save and what its metadata records about how it was meta-trained: under
+    truncated meta-gradients on LPG lifetimes, the bandits' preferred arm (set on the rule); under
+    evolution strategies, the strategy, population and the members' training runs."""
+    extra: dict[str, Any] = {}
+    if isinstance(est.problem, LPGLifetimes):
+        lr, alpha = est.problem.preferred_arm(state.estimator_state)
+        rule = rule.with_arm(lr, alpha)
+        extra["preferred_arm"] = {"learning_rate": lr, "alpha_y": alpha}
+    else:
+        cfg = est.problem.configs[0]
+        extra.update(
+            estimator=type(est).__name__, strategy=getattr(est, "strategy", "openes"), population=est.population,
+            inner_steps=cfg.num_updates * cfg.steps_per_update, generations=int(state.step),
+        )
+        if est.problem.horizons:
+            extra["horizons"] = list(est.problem.horizons)
+    if rule.temporal and isinstance(preset, LPGPreset):
+        extra["lifetime_range"] = list(preset.lifetime_range())  # the N a TA-LPG rule was meta-trained on
+    return rule, extra
 
 
-def _lpo_finish(rule, state, est):
-    return rule, {"population": est.population, "inner_steps": est.problem.configs[0].num_updates * est.problem.configs[0].steps_per_update, "generations": int(state.step)}
+def _reporting(est):
+    """How a run's metrics become CSV rows and curves.png: by the kind of estimate (truncated
+    meta-gradients on LPG lifetimes, or evolution strategies), not by the rule's kind.
+    Returns `(row, plot, progress-bar key)`."""
+    if isinstance(est.problem, LPGLifetimes):
+        return _rows, _plot, "meta_loss"
+    return _es_rows, _es_plot, "fitness_mean"
 
 
 def _build(get_preset_fn):
@@ -203,10 +225,10 @@ def _build(get_preset_fn):
     return build_fn
 
 
-# kind -> (build, row, plot, finish, progress postfix key, checkpoint kind)
+# kind -> (build, checkpoint kind)
 _KINDS = {
-    "lpg": (_build(get_preset), _rows, _plot, _lpg_finish, "meta_loss", STATE_KIND),
-    "lpo": (_build(get_lpo_preset), _es_rows, _es_plot, _lpo_finish, "fitness_mean", "lpo-meta-state"),
+    "lpg": (_build(get_preset), STATE_KIND),
+    "lpo": (_build(get_lpo_preset), "lpo-meta-state"),
 }
 
 
@@ -336,7 +358,7 @@ def run_meta_train(
     """
     if kind not in _KINDS:
         raise ValueError(f"meta-train: unknown rule kind {kind!r} (available: {', '.join(_KINDS)})")
-    build_fn, row_fn, plot_fn, finish_fn, postfix_key, state_kind = _KINDS[kind]
+    build_fn, state_kind = _KINDS[kind]
     if log_every <= 0:
         raise ValueError("log_every must be positive")
     mesh = population_mesh(devices)  # a bad or unavailable device count fails before anything runs
@@ -347,6 +369,7 @@ def run_meta_train(
     key = jax.random.PRNGKey(seed)
     k_rule, k_meta = jax.random.split(key)
     p, rule, est, cfg = build_fn(preset, steps, preset_overrides, task_objs, k_rule)
+    row_fn, plot_fn, postfix_key = _reporting(est)
     run_config = _jsonable({"kind": kind, "tasks": names, "preset_name": preset, "preset": p.to_json(), "seed": seed, "log_every": log_every})
     if init_rule is not None:
         rule, run_config["init_rule"] = warm_start(kind, rule, init_rule)
@@ -415,7 +438,7 @@ def run_meta_train(
     if bar is not None:
         bar.close()
     checkpoint(state)
-    rule, extra = finish_fn(rule, state, est)
+    rule, extra = _finish(rule, state, est, p)
     overrides = _jsonable({k: v for k, v in (preset_overrides or {}).items() if v is not None})
     meta = {
         "tasks": names,

@@ -42,12 +42,17 @@ class AbstractUpdateRule(eqx.Module):
     - `action_kinds`: the action spaces the rule can train a policy for, a subset of
       ``{"discrete", "continuous"}``. `check_task` turns it into a one-line error, and `compare`
       (so ``train``, ``compare``, ``transfer``) reports a rule that cannot run on a task as skipped.
+    - `temporal`: whether the rule is temporally aware (TA-LPG, TA-LPO). The inner loop then calls
+      ``update(..., key=key, progress=progress)`` with a `learned_rl.Progress` (agent updates so
+      far n, lifetime N); rules that are not temporal are called without it. A rule may make this
+      a property of its parts (LPG: its network; mirror learning: its drift).
     """
 
     name: eqx.AbstractClassVar[str]
     prediction_dim: ClassVar[int] = 0
     needs_value: ClassVar[bool] = False
     action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete"})
+    temporal: ClassVar[bool] = False
 
     def check_task(self, task) -> None:
         """Raise `ValueError` (one line) if this rule cannot train agents on `task`."""

@@ -65,6 +65,9 @@ class LPGNetwork(eqx.Module):
     - `embed_size`: width of φ's hidden layer (paper: 16).
     - `inputs`: ``"y"`` (LPG: φ(y(s)), φ(y(s')) are inputs, ŷ is an output) or ``"v"`` (LPG-V: the
       agent's values v(s), v(s') are inputs, π̂ the only output).
+    - `temporal`: TA-LPG (Jackson et al. 2024): every step's input also holds n/N (agent updates so
+      far over the lifetime's total) and log N, so the rule can depend on where in its lifetime
+      the agent is.
     - `key`: a PRNG key.
     """
 
@@ -76,6 +79,7 @@ class LPGNetwork(eqx.Module):
     prediction_dim: int = eqx.field(static=True)
     cell: str = eqx.field(static=True)
     inputs: str = eqx.field(static=True)
+    temporal: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -84,6 +88,7 @@ class LPGNetwork(eqx.Module):
         cell: CellKind = "lstm",
         embed_size: int = 16,
         inputs: Variant = "y",
+        temporal: bool = False,
         *,
         key: PRNGKeyArray,
     ):
@@ -101,12 +106,13 @@ class LPGNetwork(eqx.Module):
             self.phi = None
             self.y_head = None
         Cell = eqx.nn.LSTMCell if cell == "lstm" else eqx.nn.GRUCell
-        self.core = Cell(6, hidden_size, key=k2)
+        self.core = Cell(8 if temporal else 6, hidden_size, key=k2)
         self.pi_head = eqx.nn.Linear(hidden_size, 1, key=k3)
         self.hidden_size = hidden_size
         self.prediction_dim = prediction_dim if inputs == "y" else 0
         self.cell = cell
         self.inputs = inputs
+        self.temporal = bool(temporal)
 
     @property
     def embed_size(self) -> int:
@@ -125,12 +131,14 @@ class LPGNetwork(eqx.Module):
         pi_a: Float[Array, " T"],
         y: Float[Array, "T m"] | Float[Array, " T"],
         y_next: Float[Array, "T m"] | Float[Array, " T"],
+        progress: tuple[Array, Array] | None = None,
     ) -> tuple[Float[Array, " T"], Float[Array, "T m"] | None]:
         """Run over one environment's trajectory (vmap for a batch).
 
         **Arguments:** per-step reward, termination flag, episode-end flag (terminated or
         truncated; resets the core), discount γ, π(a_t|s_t), and y(s_t), y(s_{t+1}) (probabilities,
-        ``[T, m]``; for ``inputs="v"`` the values v(s_t), v(s_{t+1}), ``[T]``).
+        ``[T, m]``; for ``inputs="v"`` the values v(s_t), v(s_{t+1}), ``[T]``), and for a temporal
+        network `progress` = ``(n/N, log N)`` (scalars, the same for every step of the rollout).
 
         **Returns:** `(pi_hat[T], y_hat_logits[T, m])`, ŷ = softmax(y_hat_logits);
         `y_hat_logits` is None for ``inputs="v"``.
@@ -143,7 +151,13 @@ class LPGNetwork(eqx.Module):
             f_yn = jax.vmap(self.phi)(y_next)[:, 0]
         else:
             f_y, f_yn = y, y_next
-        x = jnp.stack([reward, terminated, jnp.broadcast_to(jnp.asarray(gamma, reward.dtype), (T,)), pi_a, f_y, f_yn], axis=-1)
+        const = lambda v: jnp.broadcast_to(jnp.asarray(v, reward.dtype), (T,))
+        cols = [reward, terminated, const(gamma), pi_a, f_y, f_yn]
+        if self.temporal:
+            if progress is None:
+                raise ValueError("a temporal LPG network needs progress=(n/N, log N)")
+            cols += [const(progress[0]), const(progress[1])]
+        x = jnp.stack(cols, axis=-1)
         x = x.astype(jnp.result_type(x.dtype, self.pi_head.weight.dtype))
         zero = self._zero_state(x.dtype)
 
@@ -199,7 +213,18 @@ class LPG(AbstractUpdateRule):
     def needs_value(self) -> bool:
         return self.variant == "v"
 
-    def targets(self, agent, traj):
+    @property
+    def temporal(self) -> bool:  # TA-LPG: the network reads n/N and log N
+        return self.network.temporal
+
+    def _progress(self, progress):
+        if not self.temporal:
+            return None
+        if progress is None:
+            raise ValueError("a temporal (TA-LPG) rule needs progress=Progress(n, N); learned_rl.train passes it")
+        return (progress.fraction, progress.log_horizon)
+
+    def targets(self, agent, traj, progress=None):
         """The meta-network's outputs on a trajectory: `(pi_hat[T, B], y_hat_logits[T, B, m])`
         (`y_hat_logits` is None for LPG-V).
 
@@ -214,7 +239,7 @@ class LPG(AbstractUpdateRule):
             y_next = jax.nn.softmax(batched(agent, traj.next_obs).y_logits)
         else:
             y, y_next = out.value, batched_value(agent, traj.next_obs)
-        return jax.vmap(self.network, in_axes=(1, 1, 1, None, 1, 1, 1), out_axes=(1, 1))(
+        return jax.vmap(self.network, in_axes=(1, 1, 1, None, 1, 1, 1, None), out_axes=(1, 1))(
             traj.reward,
             traj.terminated.astype(traj.reward.dtype),
             traj.done.astype(traj.reward.dtype),
@@ -222,6 +247,7 @@ class LPG(AbstractUpdateRule):
             jax.lax.stop_gradient(jnp.exp(logp)) if self.stop_pi_input else jnp.exp(logp),
             y,
             y_next,
+            self._progress(progress),
         )
 
     def agent_loss(self, agent, traj, pi_hat, y_hat_logits):
@@ -259,20 +285,20 @@ class LPG(AbstractUpdateRule):
             m["y_hat_sq"] = m["y_hat_logit_mean_sq"] = jnp.zeros((), pi_hat.dtype)
         return m
 
-    def loss(self, agent, traj, *, key):
+    def loss(self, agent, traj, *, key, progress=None):
         """The agent's loss with the targets held constant (its gradient is the agent's update
         direction). For the meta-gradient use `update`, which keeps the targets differentiable
-        in the meta-parameters."""
-        pi_hat, y_hat_logits = jax.lax.stop_gradient(self.targets(agent, traj))
+        in the meta-parameters. A temporal rule needs `progress`."""
+        pi_hat, y_hat_logits = jax.lax.stop_gradient(self.targets(agent, traj, progress))
         loss, metrics = self.agent_loss(agent, traj, pi_hat, y_hat_logits)
         return loss, {**metrics, **self.target_metrics(pi_hat, y_hat_logits)}
 
-    def update(self, agent, opt_state, optimizer, traj, *, key):
+    def update(self, agent, opt_state, optimizer, traj, *, key, progress=None):
         """One agent step: targets from the current agent (outside the agent's gradient), then
         ``∇_θ L(θ; π̂, ŷ)`` with the targets constant. The step equals the one `loss` gives; the
         difference is only in the meta-gradient, which here flows through π̂ and ŷ into η and
         through y(θ_k) into earlier updates."""
-        pi_hat, y_hat_logits = self.targets(agent, traj)
+        pi_hat, y_hat_logits = self.targets(agent, traj, progress)
         grads, metrics = eqx.filter_grad(lambda a: self.agent_loss(a, traj, pi_hat, y_hat_logits), has_aux=True)(agent)
         agent, opt_state = apply_gradients(agent, grads, opt_state, optimizer)
         return agent, opt_state, {**metrics, **self.target_metrics(pi_hat, y_hat_logits)}
@@ -310,6 +336,8 @@ class LPG(AbstractUpdateRule):
         }
         if self.stop_pi_input:
             cfg["stop_pi_input"] = True
+        if self.temporal:
+            cfg["temporal"] = True
         if self.variant != "y":
             cfg["variant"] = self.variant
             cfg["td_lambda"] = float(self.td_lambda)
@@ -321,7 +349,7 @@ class LPG(AbstractUpdateRule):
     def from_config(cls, config: dict, *, key=None) -> "LPG":
         """A rule with this config (random network weights from `key`). Configs written before
         the `variant` and `regime` fields existed load as LPG with no recorded regime."""
-        known = {"hidden_size", "prediction_dim", "cell", "embed_size", "gamma", "alpha_y", "learning_rate", "variant", "td_lambda", "regime", "stop_pi_input"}
+        known = {"hidden_size", "prediction_dim", "cell", "embed_size", "gamma", "alpha_y", "learning_rate", "variant", "td_lambda", "regime", "stop_pi_input", "temporal"}
         unknown = set(config) - known
         if unknown:
             raise ValueError(f"LPG config has unknown fields {sorted(unknown)}")
@@ -338,6 +366,7 @@ class LPG(AbstractUpdateRule):
             config.get("cell", "lstm"),
             int(config.get("embed_size", 16)),
             variant,
+            bool(config.get("temporal", False)),
             key=key,
         )
         return cls(

@@ -14,14 +14,14 @@ import jax
 from ._mirror import LPODrift, MirrorLearning
 
 _PPO_FIELDS = ("gamma", "gae_lambda", "ent_coef", "vf_coef", "clip_value", "num_epochs", "num_minibatches")
-_DRIFT_FIELDS = ("width", "ppo_init", "epsilon")
+_DRIFT_FIELDS = ("width", "ppo_init", "epsilon", "temporal")
 
 
-def make_lpo(drift: LPODrift | None = None, *, key=None, width: int = 128, ppo_init: bool = True, **ppo_kwargs):
+def make_lpo(drift: LPODrift | None = None, *, key=None, width: int = 128, ppo_init: bool = True, temporal: bool = False, **ppo_kwargs):
     """A mirror-learning rule with an `LPODrift`: `drift` if given, else a fresh one (zero output layer, so with
-    `ppo_init` it is exactly PPO-clip up to the 1e-4 shift). `ppo_kwargs` go to `MirrorLearning`."""
+    `ppo_init` it is exactly PPO-clip up to the 1e-4 shift; `temporal`: TA-LPO). `ppo_kwargs` go to `MirrorLearning`."""
     if drift is None:
-        drift = LPODrift(width, ppo_init, key=jax.random.PRNGKey(0) if key is None else key)
+        drift = LPODrift(width, ppo_init, key=jax.random.PRNGKey(0) if key is None else key, temporal=temporal)
     if not isinstance(drift, LPODrift):
         raise TypeError(f"make_lpo needs an LPODrift, got {type(drift).__name__}")
     return MirrorLearning(drift=drift, **ppo_kwargs)
@@ -38,6 +38,8 @@ def lpo_config(rule) -> dict[str, Any]:
         raise TypeError(f"not an LPO rule: {type(rule).__name__} without an LPODrift")
     d = rule.drift
     cfg: dict[str, Any] = {"width": int(d.hidden.out_features), "ppo_init": bool(d.ppo_init), "epsilon": float(d.epsilon)}
+    if d.temporal:
+        cfg["temporal"] = True  # written only when set: an older rule's config is unchanged
     for f in _PPO_FIELDS:
         v = getattr(rule, f)
         cfg[f] = None if v is None else (int(v) if f in ("num_epochs", "num_minibatches") else float(v))
@@ -54,5 +56,6 @@ def lpo_from_config(config: dict[str, Any], *, key=None):
         bool(config.get("ppo_init", True)),
         key=jax.random.PRNGKey(0) if key is None else key,
         epsilon=float(config.get("epsilon", 0.2)),
+        temporal=bool(config.get("temporal", False)),
     )
     return make_lpo(drift, **{f: config[f] for f in _PPO_FIELDS if f in config})

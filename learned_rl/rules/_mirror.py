@@ -25,9 +25,14 @@ from ._base import AbstractUpdateRule, advantages_and_targets, apply_gradients, 
 
 class AbstractDrift(eqx.Module, strict=True):
     """A drift function f(r, A). Implement `__call__(log_ratio, advantage)`; the log-ratio is
-    passed (rather than r) so that drifts needing log r never compute ``log(exp(·))``."""
+    passed (rather than r) so that drifts needing log r never compute ``log(exp(·))``.
+
+    `temporal`: a temporally-aware drift (TA-LPO) is called as ``drift(log_ratio, advantage,
+    fraction)`` with n/N, the fraction of the agent's training budget spent (see
+    `learned_rl.Progress`); other drifts are called with two arguments only."""
 
     name: eqx.AbstractClassVar[str]
+    temporal: ClassVar[bool] = False
 
     @abc.abstractmethod
     def __call__(self, log_ratio: Float[Array, "..."], advantage: Float[Array, "..."]) -> Float[Array, "..."]:
@@ -50,10 +55,15 @@ class ClipDrift(AbstractDrift):
 
 
 def mirror_objective(
-    drift: AbstractDrift, log_ratio: Float[Array, "..."], advantage: Float[Array, "..."]
+    drift: AbstractDrift, log_ratio: Float[Array, "..."], advantage: Float[Array, "..."], fraction=None
 ) -> Float[Array, ""]:
-    """The mirror-learning objective to *maximise*: ``mean(r·A − f(r, A))``."""
+    """The mirror-learning objective to *maximise*: ``mean(r·A − f(r, A))`` (a temporal drift
+    also gets `fraction`, n/N)."""
     r = jnp.exp(log_ratio)
+    if drift.temporal:
+        if fraction is None:
+            raise ValueError(f"a temporal drift ({type(drift).__name__}) needs the fraction n/N of the training budget spent")
+        return jnp.mean(r * advantage - drift(log_ratio, advantage, fraction))
     return jnp.mean(r * advantage - drift(log_ratio, advantage))
 
 
@@ -81,12 +91,16 @@ class DPODrift(AbstractDrift):
 
 
 class LPODrift(AbstractDrift):
-    """LPO's learned drift: features ``[log r, (log r)², 1−r, (1−r)²]`` and the same four times A,
-    then Dense(128, no bias) → tanh → Dense(1, no bias); ``f = relu(NN(x) − 1e-4)``, or with
-    `ppo_init` ``f = relu(f_clip(r, A) + NN(x) − 1e-4)``.
+    """LPO's learned drift: features x = ``[log r, (log r)², 1−r, (1−r)²]`` and the same four
+    times A, then Dense(128, no bias) → tanh → Dense(1, no bias); ``f = relu(NN(x) − 1e-4)``, or
+    with `ppo_init` ``f = relu(f_clip(r, A) + NN(x) − 1e-4)``.
 
     Every feature is 0 at r = 1 and the network has no biases, so NN = 0 there; the −1e-4 shift
     keeps f ≡ 0 near r = 1, so f(1, A) = 0 and ∂f/∂r(1, A) = 0 for any weights.
+
+    `temporal` (TA-LPO; Jackson et al. 2024): the network reads ``[x, (n/N)·x]``, 16 features,
+    where n/N is the fraction of the agent's training budget spent. Every feature is still 0 at
+    r = 1, so the drift conditions hold exactly at every n.
     """
 
     name: ClassVar[str] = "lpo"
@@ -94,10 +108,12 @@ class LPODrift(AbstractDrift):
     out: eqx.nn.Linear
     ppo_init: bool = eqx.field(static=True, default=True)
     epsilon: float = 0.2
+    temporal: bool = eqx.field(static=True, default=False)
 
-    def __init__(self, width: int = 128, ppo_init: bool = True, *, key, zero_output: bool = True, epsilon: float = 0.2):
+    def __init__(self, width: int = 128, ppo_init: bool = True, *, key, zero_output: bool = True, epsilon: float = 0.2, temporal: bool = False):
         k1, k2 = jax.random.split(key)
-        self.hidden = eqx.nn.Linear(8, width, use_bias=False, key=k1)
+        self.temporal = bool(temporal)
+        self.hidden = eqx.nn.Linear(16 if self.temporal else 8, width, use_bias=False, key=k1)
         out = eqx.nn.Linear(width, 1, use_bias=False, key=k2)
         # the ES mean starts at zero output, so generation 0 is PPO (with ppo_init)
         self.out = eqx.tree_at(lambda l: l.weight, out, jnp.zeros_like(out.weight)) if zero_output else out
@@ -110,9 +126,13 @@ class LPODrift(AbstractDrift):
         base = jnp.stack([log_ratio, log_ratio**2, one_minus_r, one_minus_r**2], axis=-1)
         return jnp.concatenate([base, base * advantage[..., None]], axis=-1)
 
-    def __call__(self, log_ratio, advantage):
+    def __call__(self, log_ratio, advantage, fraction=None):
         x = self.features(log_ratio, advantage)
-        flat = x.reshape(-1, 8)
+        if self.temporal:
+            if fraction is None:
+                raise ValueError("a temporal LPODrift (TA-LPO) needs the fraction n/N of the training budget spent")
+            x = jnp.concatenate([x, jnp.asarray(fraction, x.dtype) * x], axis=-1)
+        flat = x.reshape(-1, x.shape[-1])
         nn = jax.vmap(lambda v: self.out(jnp.tanh(self.hidden(v)))[0])(flat).reshape(log_ratio.shape)
         f = nn - 1e-4
         if self.ppo_init:
@@ -160,12 +180,23 @@ class MirrorLearning(AbstractUpdateRule):
         n = traj.reward.size
         return jax.tree.map(lambda x: x.reshape((n, *x.shape[2:])), jax.lax.stop_gradient(batch))
 
-    def _minibatch_loss(self, agent, mb):
+    @property
+    def temporal(self) -> bool:  # TA-LPO: the drift reads n/N
+        return self.drift.temporal
+
+    def _fraction(self, progress):
+        if not self.temporal:
+            return None
+        if progress is None:
+            raise ValueError("a temporal (TA-LPO) rule needs progress=Progress(n, N); learned_rl.train passes it")
+        return progress.fraction
+
+    def _minibatch_loss(self, agent, mb, fraction=None):
         out = batched(agent, mb["obs"])
         logp, entropy = log_prob_entropy(out, mb["action"])
         log_ratio = logp - mb["log_prob"]
         adv = normalize(mb["adv"])
-        objective = mirror_objective(self.drift, log_ratio, adv)
+        objective = mirror_objective(self.drift, log_ratio, adv, fraction)
         if self.clip_value is None:
             v_loss = 0.5 * jnp.mean((out.value - mb["target"]) ** 2)
         else:
@@ -178,11 +209,12 @@ class MirrorLearning(AbstractUpdateRule):
         approx_kl = jnp.mean((jnp.exp(log_ratio) - 1) - log_ratio)
         return loss, {"loss": loss, "policy_objective": objective, "value_loss": v_loss, "entropy": ent, "approx_kl": approx_kl}
 
-    def loss(self, agent, traj, *, key):
+    def loss(self, agent, traj, *, key, progress=None):
         """The PPO loss on the whole trajectory as one minibatch (the first gradient step)."""
-        return self._minibatch_loss(agent, self._batch(agent, traj))
+        return self._minibatch_loss(agent, self._batch(agent, traj), self._fraction(progress))
 
-    def update(self, agent, opt_state, optimizer, traj, *, key):
+    def update(self, agent, opt_state, optimizer, traj, *, key, progress=None):
+        fraction = self._fraction(progress)
         batch = self._batch(agent, traj)
         n = traj.reward.size
         if n % self.num_minibatches:
@@ -194,7 +226,7 @@ class MirrorLearning(AbstractUpdateRule):
 
         def minibatch_step(carry, mb):
             agent, opt_state = carry
-            grads, metrics = grad_fn(agent, mb)
+            grads, metrics = grad_fn(agent, mb, fraction)
             agent, opt_state = apply_gradients(agent, grads, opt_state, optimizer)
             return (agent, opt_state), metrics
 
