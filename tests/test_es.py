@@ -173,7 +173,7 @@ def test_lpo_rule_file_round_trip_and_registry(tmp_path):
         make_rule(f"lpg:{p}")
     with pytest.raises(ValueError, match="no pretrained rule"):
         make_rule("lpo:nope")
-    for name in (n for n in pretrained.available() if n.startswith("lpo_")):
+    for name in (n for n in pretrained.available() if n.startswith(("lpo_", "ta_lpo_"))):
         assert is_lpo(make_rule(f"lpo:{name}"))
 
 

@@ -34,16 +34,20 @@ def _check_drift(drift):
 
 
 def test_shipped_lpo_drifts_satisfy_the_conditions_and_were_meta_trained():
-    names = [n for n in pretrained.available() if n.startswith("lpo_")]
+    """Every shipped LPO and TA-LPO drift (a temporal one at n/N = 0, 0.5 and 1)."""
+    names = [n for n in pretrained.available() if n.startswith(("lpo_", "ta_lpo_"))]
     assert names, "no shipped LPO rule in learned_rl/pretrained"
+    assert any(n.startswith("ta_lpo_") for n in names), "no shipped TA-LPO rule"
+    rr, aa = jnp.meshgrid(R, A, indexing="ij")
+    clip = make_lpo(ppo_init=True).drift(jnp.log(rr), aa)
     for n in names:
         rule = pretrained.load(n)
-        assert is_lpo(rule)
-        f = _check_drift(rule.drift)
-        # it really was meta-trained: it differs from PPO-clip somewhere on the grid
-        rr, aa = jnp.meshgrid(R, A, indexing="ij")
-        clip = make_lpo(ppo_init=True).drift(jnp.log(rr), aa)
-        assert float(jnp.max(jnp.abs(f - clip))) > 1e-3
+        assert is_lpo(rule) and rule.temporal == n.startswith("ta_")
+        drifts = [lambda lr, a, p=p: rule.drift(lr, a, p) for p in (0.0, 0.5, 1.0)] if rule.temporal else [rule.drift]
+        for d in drifts:
+            f = _check_drift(d)
+            # it really was meta-trained: it differs from PPO-clip somewhere on the grid
+            assert float(jnp.max(jnp.abs(f - clip))) > 1e-3
 
 
 def test_dpo_matches_hand_computed_values():

@@ -128,7 +128,9 @@ def _tiny(argv: list[str], tmp: Path) -> list[str]:
         args = [*args, "--no-progress"]
     elif cmd == "meta-train":
         if args[0] == "lpg":
-            args = _set_flag(args, "--steps", "2")
+            args = _set_flag(args, "--generations" if "--generations" in args else "--steps", "2")
+            if _flag(args, "--estimator") == "es":
+                args = _set_flag(args, "--population", "2")
             args += [a for k, v in TINY_LPG.items() for a in ("--set", f"{k}={json.dumps(v)}")]
         else:
             for flag in ("--generations", "--steps"):

@@ -309,7 +309,7 @@ def test_bad_strategy_settings_are_one_line_errors():
         make_es(fit, strategy="cmaes", population=8, sigma=0.1)
     with pytest.raises(ValueError, match="even"):
         make_es(fit, strategy="pgpe", population=7, sigma=0.1)
-    big = LPG.from_config({"hidden_size": 128, "prediction_dim": 8}, key=jax.random.PRNGKey(0))
+    big = LPG.from_config({"hidden_size": 64, "prediction_dim": 8}, key=jax.random.PRNGKey(0))  # the cpu preset: ~19k
     with pytest.raises(ValueError, match="covariance"):
         EvosaxStrategy(fit, strategy="cma_es", population=8).validate(big, TASK)
 

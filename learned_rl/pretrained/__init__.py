@@ -2,8 +2,10 @@
 
 `load("lpg_tabular")` returns the LPG rule meta-trained on `lpg-tabular`; `load("lpo_<task>")`
 (e.g. ``lpo_gridworld_dense``) returns an LPO rule: PPO with a drift meta-trained by evolution
-strategies on that task (the task name with ``/`` and ``-`` replaced by ``_``). See the README for
-the commands that produced them, their cost and their results.
+strategies on that task (the task name with ``/`` and ``-`` replaced by ``_``); ``ta_lpo_<task>``
+a temporally-aware LPO rule (TA-LPO; its drift also reads n/N), and ``ta_lpg_tabular`` a
+temporally-aware LPG rule meta-trained by evolution strategies over whole lifetimes. See the README for the commands
+that produced them, their cost and their results.
 """
 
 from __future__ import annotations
