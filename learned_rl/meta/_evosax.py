@@ -31,8 +31,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from evosax import algorithms as evosax_algorithms
-from evosax.core.optimizer import clipup
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
 
@@ -109,7 +107,11 @@ class EvosaxStrategy(AbstractMetaEstimator):
     # ------------------------------------------------------------------ the evosax objects
 
     def algorithm(self, solution: Array):
-        """The evosax strategy object for a flat solution vector (cheap: a Python object)."""
+        """The evosax strategy object for a flat solution vector (cheap: a Python object).
+        evosax is imported here, not at module level: importing it creates JAX arrays, which
+        starts the XLA backend, and `import learned_rl` (so the CLI) must not (see `_cli.py`)."""
+        from evosax import algorithms as evosax_algorithms
+        from evosax.core.optimizer import clipup
         cls = getattr(evosax_algorithms, STRATEGIES[self.strategy])
         P, lr = self.population, self.learning_rate
         if self.strategy == "open_es":
