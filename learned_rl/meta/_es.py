@@ -81,6 +81,29 @@ def late_return(metrics: dict[str, Array], fraction: float) -> Array:
     return _late_return(metrics["return_sum"], metrics["episodes"], fraction)
 
 
+def population_metrics(fit: Float[Array, "P T"], tasks, center: Float[Array, " T"] | None = None) -> tuple[Array, dict[str, Array]]:
+    """Each task's mean fitness over its finite members ``[T]``, and the metrics every ES
+    estimator reports: fitness mean/max/min/std over the population (averaged over tasks), per
+    task the mean and max, and the unperturbed mean's fitness when `center` is given."""
+    finite = jnp.isfinite(fit)
+    n_finite = jnp.maximum(jnp.sum(finite, axis=0), 1)
+    mean_fit = jnp.sum(jnp.where(finite, fit, 0.0), 0) / n_finite
+    metrics: dict[str, Array] = {
+        "fitness_mean": jnp.mean(mean_fit),
+        "fitness_max": jnp.mean(jnp.max(jnp.where(finite, fit, -jnp.inf), 0)),
+        "fitness_min": jnp.mean(jnp.min(jnp.where(finite, fit, jnp.inf), 0)),
+        "fitness_std": jnp.mean(jnp.sqrt(jnp.sum(jnp.where(finite, (fit - mean_fit) ** 2, 0.0), 0) / n_finite)),
+    }
+    for j, t in enumerate(tasks):
+        metrics[f"fitness_mean/{t.name}"] = mean_fit[j]
+        metrics[f"fitness_max/{t.name}"] = jnp.max(jnp.where(finite[:, j], fit[:, j], -jnp.inf))
+    if center is not None:
+        metrics["center_fitness"] = jnp.mean(center)
+        for j, t in enumerate(tasks):
+            metrics[f"center_fitness/{t.name}"] = center[j]
+    return mean_fit, metrics
+
+
 RANKINGS = {"centered": centered_ranks, "antithetic": antithetic_ranks}
 
 
@@ -223,26 +246,10 @@ class EvolutionStrategies(AbstractMetaEstimator):
         too_many = jnp.any(P - n_finite > est.max_nan_fraction * P)
         grad_vec = jnp.where(too_many, jnp.nan, -ascent)
         grads = unravel(grad_vec)
-        masked = jnp.where(finite, fit, 0.0)
-        mean_fit = jnp.sum(masked, 0) / jnp.maximum(n_finite, 1)  # [T]
+        center = est.fitness(eqx.combine(meta_params, rule_static), key=k_env) if est.eval_center else None
+        mean_fit, metrics = population_metrics(fit, est.tasks, center)
         loss = jnp.where(too_many, jnp.nan, -jnp.mean(mean_fit))
-        metrics: dict[str, Array] = {
-            "fitness_mean": jnp.mean(mean_fit),
-            "fitness_max": jnp.mean(jnp.max(jnp.where(finite, fit, -jnp.inf), 0)),
-            "fitness_min": jnp.mean(jnp.min(jnp.where(finite, fit, jnp.inf), 0)),
-            "fitness_std": jnp.mean(jnp.sqrt(jnp.sum(jnp.where(finite, (fit - mean_fit) ** 2, 0.0), 0) / jnp.maximum(n_finite, 1))),
-            "sigma": sigma,
-            "nan_members": jnp.sum(~finite),
-            "param_norm": jnp.linalg.norm(flat),
-        }
-        for j, t in enumerate(est.tasks):
-            metrics[f"fitness_mean/{t.name}"] = mean_fit[j]
-            metrics[f"fitness_max/{t.name}"] = jnp.max(jnp.where(finite[:, j], fit[:, j], -jnp.inf))
-        if est.eval_center:
-            center = est.fitness(eqx.combine(meta_params, rule_static), key=k_env)
-            metrics["center_fitness"] = jnp.mean(center)
-            for j, t in enumerate(est.tasks):
-                metrics[f"center_fitness/{t.name}"] = center[j]
+        metrics.update(sigma=sigma, nan_members=jnp.sum(~finite), param_norm=jnp.linalg.norm(flat))
         new_state = ESState(state.generation + 1, state.nan_members + jnp.sum(~finite))
         return loss, grads, new_state, metrics
 

@@ -34,7 +34,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
 
-from ._es import centered_ranks
+from ._es import centered_ranks, population_metrics
 from ._estimators import AbstractMetaEstimator
 from ._problems import AbstractFitnessProblem
 from ._sharding import constrain_population
@@ -188,26 +188,13 @@ class EvosaxStrategy(AbstractMetaEstimator):
         new, _ = algo.tell(k_tell, pop, told, st, params)
         too_many = P - n_ok > self.max_nan_fraction * P
         step = jnp.where(too_many, jnp.nan, flat - new.mean)
-        n_finite = jnp.sum(finite, axis=0)
-        mean_fit = jnp.sum(jnp.where(finite, fit, 0.0), 0) / jnp.maximum(n_finite, 1)
+        center = self.problem.fitness(eqx.combine(meta_params, rule_static), key=k_env) if self.eval_center else None
+        mean_fit, metrics = population_metrics(fit, self.tasks, center)
         loss = jnp.where(too_many, jnp.nan, -jnp.mean(mean_fit))
         std = getattr(new, "std", None)
-        metrics: dict[str, Array] = {
-            "fitness_mean": jnp.mean(mean_fit),
-            "fitness_max": jnp.mean(jnp.max(jnp.where(finite, fit, -jnp.inf), 0)),
-            "fitness_min": jnp.mean(jnp.min(jnp.where(finite, fit, jnp.inf), 0)),
-            "fitness_std": jnp.mean(jnp.sqrt(jnp.sum(jnp.where(finite, (fit - mean_fit) ** 2, 0.0), 0) / jnp.maximum(n_finite, 1))),
-            "sigma": jnp.mean(std) if std is not None else jnp.asarray(self.sigma, jnp.float32),
-            "nan_members": jnp.sum(~ok),
-            "param_norm": jnp.linalg.norm(flat),
-        }
-        for j, t in enumerate(self.tasks):
-            metrics[f"fitness_mean/{t.name}"] = mean_fit[j]
-            metrics[f"fitness_max/{t.name}"] = jnp.max(jnp.where(finite[:, j], fit[:, j], -jnp.inf))
-        if self.eval_center:
-            center = self.problem.fitness(eqx.combine(meta_params, rule_static), key=k_env)
-            metrics["center_fitness"] = jnp.mean(center)
-            for j, t in enumerate(self.tasks):
-                metrics[f"center_fitness/{t.name}"] = center[j]
+        metrics.update(
+            sigma=jnp.mean(std) if std is not None else jnp.asarray(self.sigma, jnp.float32),
+            nan_members=jnp.sum(~ok), param_norm=jnp.linalg.norm(flat),
+        )
         new_state = EvosaxState(new, state.generation + 1, state.nan_members + jnp.sum(~ok))
         return loss, unravel(step), new_state, metrics
