@@ -246,6 +246,11 @@ class Agent(eqx.Module):
     action_low: tuple[float, ...] | None = eqx.field(static=True, default=None)
     action_high: tuple[float, ...] | None = eqx.field(static=True, default=None)
 
+    def act(self, obs: Array, *, key: PRNGKeyArray) -> tuple[Array, Array]:
+        """Sample actions for a batch of observations ``[B, ...]``: `(action, log_prob)`, the
+        Gaussian sample unclipped. This is what `collect` calls (see `UniformPolicy`)."""
+        return sample_action(jax.vmap(self)(obs), key=key)
+
     def __call__(self, obs: Array) -> AgentOutput:
         feats = self.torso(obs)
         log_std = None
@@ -352,6 +357,36 @@ def make_agent(
         action_low=low,
         action_high=high,
     )
+
+
+class UniformPolicy(eqx.Module):
+    """The uniform random policy of a task: uniform over the `num_actions` actions, or over the
+    action box ``[action_low, action_high)`` on continuous tasks. It has no parameters; `collect`
+    runs it like an agent (it has the same `act`, `continuous` and bounds), which is how the
+    transfer suites' random-policy baseline is measured."""
+
+    num_actions: int = eqx.field(static=True)
+    continuous: bool = eqx.field(static=True, default=False)
+    action_low: tuple[float, ...] | None = eqx.field(static=True, default=None)
+    action_high: tuple[float, ...] | None = eqx.field(static=True, default=None)
+
+    @classmethod
+    def for_task(cls, task) -> "UniformPolicy":
+        if task.continuous_actions:
+            low, high = action_bounds(task)
+            return cls(task.num_actions, True, low, high)
+        return cls(task.num_actions)
+
+    def act(self, obs: Array, *, key: PRNGKeyArray) -> tuple[Array, Array]:
+        """`(action, log_prob)` for a batch of observations ``[B, ...]`` (only B is read)."""
+        n = obs.shape[0]
+        if self.continuous:
+            low = jnp.asarray(self.action_low, jnp.float32)
+            high = jnp.asarray(self.action_high, jnp.float32)
+            action = jax.random.uniform(key, (n, self.num_actions), minval=low, maxval=high)
+            return action, jnp.full((n,), -jnp.sum(jnp.log(high - low)))
+        action = jax.random.randint(key, (n,), 0, self.num_actions)
+        return action, jnp.full((n,), -math.log(self.num_actions), jnp.float32)
 
 
 def action_bounds(task) -> tuple[tuple[float, ...], tuple[float, ...]]:

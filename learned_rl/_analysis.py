@@ -21,6 +21,7 @@ from . import tasks as task_registry
 from ._experiment import run_seeds
 from ._io import write_json
 from ._learner import final_return
+from ._returns import gae
 from ._rollout import collect, reset_envs
 from ._registry import make_rule
 
@@ -67,15 +68,10 @@ def policy_state_values(agent, task, env_params, *, gamma: float, num_envs: int 
         k_reset, k_run = jax.random.split(key)
         carry = reset_envs(env, env_params, num_envs, key=k_reset)
         _, traj, _ = collect(agent, env, env_params, carry, num_steps, key=k_run)  # the one env-stepping scan
-        obs_seq, rew, term = traj.obs, traj.reward, traj.terminated
-
-        def back(g, x):
-            r, t = x
-            g = r + gamma * (1.0 - t.astype(jnp.float32)) * g
-            return g, g
-
-        _, ret = jax.lax.scan(back, jnp.zeros(num_envs), (rew, term), reverse=True)
-        return obs_seq, ret
+        # return-to-go g_t = r_t + γ (1 − terminated_t) g_{t+1}: the one backward recursion (GAE
+        # with V = 0 and λ = 1, cut only where an episode terminated)
+        zero = jnp.zeros_like(traj.reward)
+        return traj.obs, gae(traj.reward, zero, zero, traj.terminated, float(gamma), 1.0)
 
     obs_seq, ret = jax.jit(run)(key)
     keep = num_steps - int(5.0 / (1.0 - gamma))

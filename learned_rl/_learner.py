@@ -111,15 +111,20 @@ class TrainConfig:
         return cls(**d)
 
 
-def make_optimizer(config: TrainConfig, grad_steps_per_update: int = 1) -> optax.GradientTransformation:
+def make_optimizer(config: TrainConfig, grad_steps_per_update: int = 1, *, learning_rate=None) -> optax.GradientTransformation:
     """The agent optimiser of a `TrainConfig`: optional global-norm clipping, then the optimiser
-    with its learning rate injected as a state leaf (``opt_state[-1].hyperparams``)."""
+    with its learning rate injected as a state leaf (``opt_state[-1].hyperparams``; read or set it
+    with `optax.tree_utils.tree_get`/`tree_set`). `learning_rate` (a number or an array, which may
+    be traced) replaces ``config.learning_rate`` in the state that `init` builds; the update reads
+    the rate from the state, so runs that differ only in it share one compiled update."""
+    if learning_rate is not None and config.anneal_lr:
+        raise ValueError("a per-run learning_rate cannot be combined with anneal_lr (the schedule is rebuilt from the config)")
     base = {
         "adam": functools.partial(optax.adam, eps=1e-5),
         "sgd": optax.sgd,
         "rmsprop": functools.partial(optax.rmsprop, decay=0.99, eps=1e-5),
     }[config.optimizer]
-    lr: Any = config.learning_rate
+    lr: Any = config.learning_rate if learning_rate is None else learning_rate
     if config.anneal_lr:
         lr = optax.linear_schedule(
             config.learning_rate, 0.0, config.num_updates * grad_steps_per_update
@@ -174,9 +179,11 @@ def _grad_steps(rule) -> int:
     return int(getattr(rule, "num_epochs", 1)) * int(getattr(rule, "num_minibatches", 1))
 
 
-def init(rule, task, config: TrainConfig, *, key: PRNGKeyArray, env_params=None) -> LearnerState:
+def init(rule, task, config: TrainConfig, *, key: PRNGKeyArray, env_params=None, learning_rate=None) -> LearnerState:
     """Sample a level from the task distribution (unless `env_params` is given), build the agent
-    and its optimiser state, and reset the environments."""
+    and its optimiser state, and reset the environments. `learning_rate` (optional, may be traced:
+    a bandit arm's rate, say) is this run's agent learning rate in place of
+    ``config.learning_rate`` (see `make_optimizer`)."""
     k_level, k_agent, k_env, k_run = jax.random.split(key, 4)
     if env_params is None:
         env_params = task.sample_params(k_level)
@@ -187,7 +194,7 @@ def init(rule, task, config: TrainConfig, *, key: PRNGKeyArray, env_params=None)
         value=rule.needs_value,
         key=k_agent,
     )
-    optimizer = make_optimizer(config, _grad_steps(rule))
+    optimizer = make_optimizer(config, _grad_steps(rule), learning_rate=learning_rate)
     opt_state = optimizer.init(eqx.filter(agent, eqx.is_inexact_array))
     carry = reset_envs(
         task.env,

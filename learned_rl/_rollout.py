@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from ._agent import Agent, sample_action
+from ._agent import Agent, UniformPolicy
 
 OBS_CLIP = 10.0
 REWARD_CLIP = 10.0
@@ -153,7 +153,7 @@ def reset_envs(
 
 
 def collect(
-    agent: Agent,
+    agent: Agent | UniformPolicy,
     env,
     env_params,
     carry: EnvCarry,
@@ -165,7 +165,8 @@ def collect(
 
     **Arguments:**
 
-    - `agent`: the acting `Agent` (categorical or Gaussian).
+    - `agent`: the acting `Agent` (categorical or Gaussian), or a `UniformPolicy`: anything with
+        `act(obs_batch, key=)`, `continuous` and (when continuous) `action_low`/`action_high`.
     - `env`, `env_params`: a gymnax environment and the level's `EnvParams` (shared by all envs).
     - `carry`: the `EnvCarry` returned by `reset_envs` or the previous `collect`.
     - `num_steps`: T.
@@ -184,8 +185,7 @@ def collect(
     def step(c: EnvCarry, k):
         k_act, k_env = jax.random.split(k)
         obs_in = normalize_obs(obs_norm, c.obs)
-        out = jax.vmap(agent)(obs_in)
-        action, log_prob = sample_action(out, key=k_act)
+        action, log_prob = agent.act(obs_in, key=k_act)
         env_action = jnp.clip(action, low, high) if agent.continuous else action
         env_keys = jax.random.split(k_env, num_envs)
         obs, state, reward, terminated, truncated, info = jax.vmap(

@@ -18,50 +18,28 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import tasks as task_registry
-from ._agent import action_bounds
+from ._agent import UniformPolicy
 from ._experiment import compare
 from ._io import atomic_write, write_json
 from ._registry import make_rule
+from ._rollout import collect, reset_envs
 from ._stats import iqm, normalized_score, stderr, stratified_bootstrap_ci
 
 
 def random_policy_returns(task, env_params, *, num_envs: int = 32, num_steps: int = 4000, key=None) -> np.ndarray:
-    """Mean episode return of a uniform random policy on each level of a batch of `env_params`
-    (leading axis = levels), from `num_envs` × `num_steps` steps per level: uniform over the actions,
-    or over the action box on continuous tasks. Only episodes that end within the budget count; a
-    level with no finished episode gives NaN."""
-    env = task.env
-    A = task.num_actions
-    if task.continuous_actions:  # uniform over the action box
-        low, high = (jnp.asarray(b, jnp.float32) for b in action_bounds(task))
-
-        def sample(k):
-            return jax.random.uniform(k, (num_envs, A), minval=low, maxval=high)
-    else:
-
-        def sample(k):
-            return jax.random.randint(k, (num_envs,), 0, A)
-
+    """Mean episode return of a uniform random policy (`UniformPolicy`) on each level of a batch of
+    `env_params` (leading axis = levels), from `num_envs` × `num_steps` steps per level of the one
+    rollout scan (`collect`): uniform over the actions, or over the action box on continuous
+    tasks. Only episodes that end within the budget count; a level with no finished episode gives
+    NaN."""
+    policy = UniformPolicy.for_task(task)
     key = jax.random.PRNGKey(0) if key is None else key
 
     def one_level(params, k):
         k_reset, k_run = jax.random.split(k)
-        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), params)
-
-        def step(c, k):
-            state, ep_ret, tot, n = c
-            k_a, k_e = jax.random.split(k)
-            a = sample(k_a)
-            _, state, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(k_e, num_envs), state, a, params)
-            done = jnp.logical_or(term, trunc)
-            ep_ret = ep_ret + r.astype(jnp.float32)
-            tot = tot + jnp.sum(jnp.where(done, ep_ret, 0.0))
-            n = n + jnp.sum(done)
-            return (state, jnp.where(done, 0.0, ep_ret), tot, n), None
-
-        z = jnp.zeros(())
-        (_, _, tot, n), _ = jax.lax.scan(step, (state, jnp.zeros(num_envs), z, z), jax.random.split(k_run, num_steps))
-        return jnp.where(n > 0, tot / jnp.maximum(n, 1.0), jnp.nan)
+        carry = reset_envs(task.env, params, num_envs, key=k_reset)
+        _, _, stats = collect(policy, task.env, params, carry, num_steps, key=k_run)
+        return jnp.where(stats.count > 0, stats.return_sum / jnp.maximum(stats.count, 1.0), jnp.nan)
 
     num_levels = jax.tree.leaves(env_params)[0].shape[0]
     keys = jax.random.split(key, num_levels)

@@ -17,13 +17,14 @@ import time
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 import numpy as np
 import pytest
 
 from learned_rl import tasks
 from learned_rl._checkpoint import CheckpointError, load, read_header
 from learned_rl._cli import main
-from learned_rl.meta import MetaTrainConfig, TruncatedMetaGradient, meta_train, with_learning_rate
+from learned_rl.meta import MetaTrainConfig, TruncatedMetaGradient, meta_train
 from learned_rl.meta._meta_train import meta_init
 from learned_rl.meta._presets import build, get_preset
 from learned_rl.meta._run import STATE_KIND, run_meta_train
@@ -190,13 +191,12 @@ def test_diverged_lifetime_is_reset_counted_and_left_out_of_the_meta_gradient():
     g = state.groups[0]
     # each lifetime's agent optimiser runs at its bandit arm's learning rate (this was a silent
     # no-op with optax 0.2's InjectStatefulHyperparamsState)
-    inj = [s for s in jax.tree.leaves(g.learner.opt_state, is_leaf=lambda s: hasattr(s, "hyperparams")) if hasattr(s, "hyperparams")]
     arm_lrs = np.asarray([lr for lr, _ in est.problem.arms], np.float32)[np.asarray(g.arm)]
-    np.testing.assert_array_equal(np.asarray(inj[0].hyperparams["learning_rate"]), arm_lrs)
+    np.testing.assert_array_equal(np.asarray(optax.tree_utils.tree_get(g.learner.opt_state, "learning_rate")), arm_lrs)
     # lifetime 1: NaN agent weights; lifetime 2: an infinite learning rate (it blows up in its first update)
     agent = jax.tree.map(lambda x: x.at[1].set(jnp.nan) if eqx.is_inexact_array(x) else x, g.learner.agent)
     lr = g.learner.opt_state
-    lr = jax.vmap(lambda s, v: with_learning_rate(s, v))(lr, jnp.array([10.0, 10.0, jnp.inf], jnp.float32))
+    lr = optax.tree_utils.tree_set(lr, learning_rate=jnp.array([10.0, 10.0, jnp.inf], jnp.float32))
     # full-length lifetimes (the staggered first ones never reach the bandit; see test_lpg_metagrad)
     g = eqx.tree_at(lambda l: (l.learner.agent, l.learner.opt_state, l.staggered), g, (agent, lr, jnp.zeros_like(g.staggered)))
     state = eqx.tree_at(lambda s: s.groups, state, (g,))

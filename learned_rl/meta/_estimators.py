@@ -30,7 +30,6 @@ from jaxtyping import Array, PRNGKeyArray
 from ._problems import AbstractInnerProblem, AbstractTruncatedProblem, LPGLifetimes, _all_finite_rows
 from ._problems import Lifetime as Lifetime
 from ._problems import TMGState as TMGState
-from ._problems import with_learning_rate as with_learning_rate
 from ._sharding import constrain_population
 
 

@@ -119,30 +119,6 @@ class AbstractFitnessProblem(AbstractInnerProblem):
         return None
 
 
-# optax >= 0.2 builds `InjectStatefulHyperparamsState` (not a subclass of `InjectHyperparamsState`)
-_INJECT_STATES = tuple(
-    c for c in (getattr(optax, "InjectHyperparamsState", None), getattr(optax, "InjectStatefulHyperparamsState", None)) if c is not None
-)
-
-
-def with_learning_rate(opt_state, learning_rate):
-    """Return `opt_state` with the injected learning rate replaced (see `make_optimizer`).
-    Raises `TypeError` if `opt_state` has no injected learning rate (it would be a silent no-op)."""
-    found = []
-
-    def fix(s):
-        if isinstance(s, _INJECT_STATES) and "learning_rate" in s.hyperparams:
-            found.append(s)
-            return s._replace(hyperparams={**s.hyperparams, "learning_rate": jnp.asarray(learning_rate, jnp.float32)})
-        return s
-
-    out = jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, _INJECT_STATES))
-    if not found:
-        raise TypeError("with_learning_rate: the optimiser state has no injected learning rate (see make_optimizer)")
-    return out
-
-
-
 def return_scales(tasks) -> tuple[float, ...]:
     """Each task's return scale: the absolute optimal return of its default level where the task
     knows it (tabular grid worlds, chains), else 1. The bandit's and ES's normaliser."""
@@ -350,8 +326,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
         cfg = self._train_config(task)
         arm = bandit_sample(bandit, key=k_arm, temperature=self.bandit_temperature, bonus=self.bandit_bonus)
         lrs = jnp.asarray([lr for lr, _ in self.arms], jnp.float32)
-        learner = learner_init(rule, task, cfg, key=k_learner)
-        learner = eqx.tree_at(lambda s: s.opt_state, learner, with_learning_rate(learner.opt_state, lrs[arm]))
+        learner = learner_init(rule, task, cfg, key=k_learner, learning_rate=lrs[arm])
         critic = make_agent(task, cfg.agent, prediction_dim=0, value=True, key=k_critic)
         critic_opt = self._critic_optimizer(task).init(eqx.filter(critic, eqx.is_inexact_array))
         z = jnp.zeros((), jnp.float32)
@@ -380,7 +355,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
         task = self.tasks[group]
         rule = eqx.combine(meta_params, rule_static)
         alphas = jnp.asarray([a for _, a in self.arms], jnp.float32)
-        rule = eqx.tree_at(lambda r: r.alpha_y, rule, alphas[lt.arm])
+        rule = rule.with_arm(alpha_y=alphas[lt.arm])
         cfg = self._train_config(task)
         K = self.inner_steps
 
@@ -550,12 +525,12 @@ class TrainingRuns(AbstractFitnessProblem):
     def __check_init__(self):
         s = self.seeds_per_member
         if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s <= 0:
-            raise ValueError(f"EvolutionStrategies.seeds_per_member must be a positive integer, got {s!r}")
+            raise ValueError(f"TrainingRuns.seeds_per_member must be a positive integer, got {s!r}")
         n = self.inner_steps
         if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0):
-            raise ValueError(f"EvolutionStrategies.inner_steps must be a positive integer or None, got {n!r}")
+            raise ValueError(f"TrainingRuns.inner_steps must be a positive integer or None, got {n!r}")
         if not 0 < self.final_fraction <= 1:
-            raise ValueError(f"EvolutionStrategies.final_fraction must be in (0, 1], got {self.final_fraction!r}")
+            raise ValueError(f"TrainingRuns.final_fraction must be in (0, 1], got {self.final_fraction!r}")
         if not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0 for h in self.horizons):
             raise ValueError(f"TrainingRuns.horizons must be positive agent-update counts, got {self.horizons!r}")
 

@@ -315,9 +315,12 @@ class LPG(AbstractUpdateRule):
                 cfg = cfg.replace(num_envs=self.num_envs, rollout_len=self.rollout_len)
         return cfg
 
-    def with_arm(self, learning_rate: float, alpha_y: float) -> "LPG":
-        """This rule with other agent hyperparameters (the same meta-parameters)."""
-        return eqx.tree_at(lambda r: (r.learning_rate, r.alpha_y), self, (float(learning_rate), float(alpha_y)))
+    def with_arm(self, learning_rate=None, alpha_y=None) -> "LPG":
+        """This rule with other agent hyperparameters (the same meta-parameters): a bandit arm's
+        learning rate and/or α_y, each a number or an array (traced inside a meta-step)."""
+        def value(v, old):
+            return old if v is None else (float(v) if isinstance(v, (int, float)) else v)
+        return dataclasses.replace(self, learning_rate=value(learning_rate, self.learning_rate), alpha_y=value(alpha_y, self.alpha_y))
 
     def with_regime(self, num_envs: int, rollout_len: int, lifetime_updates: int) -> "LPG":
         """This rule recording the meta-training regime it is trained for."""
