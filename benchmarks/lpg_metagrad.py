@@ -84,7 +84,6 @@ def gradient_stats(k: int, seeds: int = 4) -> dict:
     signal-to-noise proxy."""
     import equinox as eqx
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from learned_rl import tasks

@@ -11,13 +11,10 @@ task's distribution; every rule sees the same levels (same seeds).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
-import time
 
 import jax
-import numpy as np
 
 from learned_rl import tasks
 from learned_rl.baselines import A2C

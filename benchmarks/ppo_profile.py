@@ -9,7 +9,7 @@ same number of iterations as a training run (`lax.scan`), later calls only, A B 
 - ``train``: the real thing, both interleaved.
 
 ``--trace DIR`` also writes a perfetto/TensorBoard trace of one later `train` call
-(`jax.profiler.trace`), and ``--dump DIR`` the optimised HLO of the training program
+(`jax.profiler.trace`) and prints its thunks summed by kind, and ``--dump DIR`` the optimised HLO of the training program
 (``XLA_FLAGS=--xla_dump_to``, set before JAX starts).
 
     python benchmarks/ppo_profile.py --repeats 3
@@ -98,9 +98,50 @@ def main(argv=None):
         print(f"{n:<9}{first[n]:>11.2f}s{med[n]:>15.2f}s{med[n] / med['train']:>15.0%}")
     print(f"rollout + update = {(med['rollout'] + med['update']) / med['train']:.0%} of train; final return {ret:.1f}")
     if args.trace:
-        with jax.profiler.trace(args.trace):
+        with jax.profiler.trace(args.trace, create_perfetto_trace=True):
             jax.block_until_ready(progs["train"](keys))
         print(f"trace written under {args.trace} (open with perfetto or TensorBoard)")
+        summarize_trace(args.trace)
+
+
+def summarize_trace(directory: str, top: int = 15) -> None:
+    """Print where one traced `train` call spent its time: XLA:CPU's thunks (one event per executed
+    fusion, dot, copy, ...) summed by kind, and the share of the program's wall time that no thunk
+    covers (dispatch between thunks: the loop's per-iteration overhead)."""
+    import collections
+    import glob
+    import gzip
+    import json
+    import re
+
+    path = sorted(glob.glob(os.path.join(directory, "**", "perfetto_trace.json.gz"), recursive=True))[-1]
+    with gzip.open(path) as f:
+        d = json.load(f)
+    events = [e for e in (d["traceEvents"] if isinstance(d, dict) else d) if e.get("ph") == "X"]
+    run = max((e for e in events if e["name"].startswith("CommonPjRtLoadedExecutable::Execute")), key=lambda e: e.get("dur", 0))
+    t0, t1 = run["ts"], run["ts"] + run["dur"]
+    skip = ("$", "CommonPjRt", "PjitFunction", "end: ", "Allocate", "Parse", "Handle", "while", "ThunkExecutor", "Threadpool")
+    thunks = [e for e in events if t0 <= e["ts"] <= t1 and not e["name"].startswith(skip) and e.get("dur") is not None]
+    # thunks run on several threads; the union of their intervals is the time some thunk was running
+    spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in thunks)
+    busy, end = 0.0, t0
+    for a, b in spans:
+        if b > end:
+            busy += b - max(a, end)
+            end = b
+    kind = collections.Counter()
+    count = collections.Counter()
+    for e in thunks:
+        k = re.sub(r"[._]\d+$", "", e["name"])
+        kind[k] += e["dur"]
+        count[k] += 1
+    total = t1 - t0
+    print(f"\ntrace of one train call: {total / 1e3:.1f} ms; {len(thunks):,} thunk executions "
+          f"({len(thunks) / max(total, 1) * 1e3:.0f} per ms, mean {sum(kind.values()) / max(len(thunks), 1):.1f} µs); "
+          f"some thunk running {busy / total:.0%} of the time, none {1 - busy / total:.0%}")
+    print(f"{'thunk kind':<40}{'executions':>12}{'total ms':>10}{'share':>8}{'mean µs':>9}")
+    for k, v in kind.most_common(top):
+        print(f"{k[:39]:<40}{count[k]:>12,}{v / 1e3:>10.1f}{v / total:>8.0%}{v / count[k]:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import platform
 import time
 
 import jax
-import jax.numpy as jnp
 
 from learned_rl import tasks
 from learned_rl.baselines import A2C, PPO

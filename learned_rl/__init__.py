@@ -12,7 +12,7 @@ Public API (implementation lives in private modules):
 - `load_rule`, `save_rule`, `pretrained.load(name)`: learned-rule files.
 """
 
-from ._agent import Agent as Agent, AgentConfig as AgentConfig, AgentOutput as AgentOutput, make_agent as make_agent
+from ._agent import Agent as Agent, AgentConfig as AgentConfig, AgentOutput as AgentOutput, make_agent as make_agent, UniformPolicy as UniformPolicy
 from ._learner import (
     LearnerState as LearnerState,
     Progress as Progress,

@@ -6,13 +6,12 @@ Compiling a brax environment step takes 20–60 s on 2 CPU cores, so the fast te
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from learned_rl import tasks
 from learned_rl.baselines import PPO
-from learned_rl import collect, make_agent, reset_envs
+from learned_rl import collect
 from learned_rl._learner import init, make_optimizer, update_step
 from learned_rl._registry import make_rule
 from learned_rl.rules import DPODrift

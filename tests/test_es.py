@@ -14,7 +14,7 @@ from learned_rl import tasks
 from learned_rl import load_rule, pretrained, save_rule
 from learned_rl._cli import main
 from learned_rl._registry import make_rule
-from learned_rl.meta import MetaTrainConfig, meta_init, meta_train
+from learned_rl.meta import MetaTrainConfig, meta_train
 from learned_rl.meta._es import ESState, EvolutionStrategies, centered_ranks, es_gradient, late_return
 from learned_rl.meta._run import run_meta_train
 from learned_rl.rules import LPODrift

@@ -215,7 +215,7 @@ def test_a_per_run_learning_rate_is_the_config_learning_rate_and_vmaps():
 def test_uniform_policy_runs_through_collect():
     """The random-policy baseline is `collect` with a `UniformPolicy`: every action appears, the
     log-probabilities are the uniform ones, and on a box the actions stay inside it."""
-    from learned_rl._agent import UniformPolicy
+    from learned_rl import UniformPolicy
     for name in ("gridworld/dense", "Pendulum-v1"):
         task = tasks.make(name)
         pol = UniformPolicy.for_task(task)

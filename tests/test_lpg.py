@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from learned_rl import tasks
-from learned_rl import TrainConfig, collect, make_agent, reset_envs, train
+from learned_rl import collect, make_agent, reset_envs
 from learned_rl._checkpoint import CheckpointError
 from learned_rl._rules_io import load_rule, save_rule
 from learned_rl.meta import (
@@ -18,7 +18,6 @@ from learned_rl.meta import (
     bandit_probs,
     bandit_sample,
     bandit_update,
-    meta_init,
     meta_train,
 )
 from learned_rl.meta._run import run_meta_train

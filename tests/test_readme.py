@@ -17,7 +17,6 @@ other task family runs in the default suite.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import subprocess
 import sys
