@@ -19,10 +19,10 @@ demo: $(STAMP)
 	$(VENV)/bin/learned-rl demo
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2
 
 test-slow: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -m slow
+	$(VENV)/bin/python -m pytest -q -n 2 -m slow
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/throughput.py
