@@ -104,44 +104,50 @@ def main(argv=None):
         summarize_trace(args.trace)
 
 
-def summarize_trace(directory: str, top: int = 15) -> None:
-    """Print where one traced `train` call spent its time: XLA:CPU's thunks (one event per executed
-    fusion, dot, copy, ...) summed by kind, and the share of the program's wall time that no thunk
-    covers (dispatch between thunks: the loop's per-iteration overhead)."""
+def summarize_trace(directory: str, top: int = 12) -> None:
+    """Print what one traced `train` call executed: XLA:CPU's thunks (one trace event per executed
+    fusion, dot, copy, ...) grouped by how often each instruction ran (an instruction in the rollout
+    loop runs once per env step, one in the minibatch loop once per minibatch step, ...), and within
+    the minibatch group their time by kind. The tracer adds a few µs to every thunk, so counts are
+    exact but times are inflated (most for the cheap thunks), and it keeps at most 1M events, so a
+    long call is cut short: trace a short run (``--steps 20480``)."""
     import collections
     import glob
     import gzip
     import json
-    import re
 
     path = sorted(glob.glob(os.path.join(directory, "**", "perfetto_trace.json.gz"), recursive=True))[-1]
     with gzip.open(path) as f:
         d = json.load(f)
-    events = [e for e in (d["traceEvents"] if isinstance(d, dict) else d) if e.get("ph") == "X"]
-    run = max((e for e in events if e["name"].startswith("CommonPjRtLoadedExecutable::Execute")), key=lambda e: e.get("dur", 0))
+    events = [e for e in (d["traceEvents"] if isinstance(d, dict) else d) if e.get("ph") == "X" and e.get("dur") is not None]
+    # the program's execution: the longest thunk-executor span (its events carry the thunks)
+    run = max((e for e in events if e["name"] == "ThunkExecutor::Execute"), key=lambda e: e["dur"])
     t0, t1 = run["ts"], run["ts"] + run["dur"]
-    skip = ("$", "CommonPjRt", "PjitFunction", "end: ", "Allocate", "Parse", "Handle", "while", "ThunkExecutor", "Threadpool")
-    thunks = [e for e in events if t0 <= e["ts"] <= t1 and not e["name"].startswith(skip) and e.get("dur") is not None]
-    # thunks run on several threads; the union of their intervals is the time some thunk was running
-    spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in thunks)
-    busy, end = 0.0, t0
-    for a, b in spans:
-        if b > end:
-            busy += b - max(a, end)
-            end = b
-    kind = collections.Counter()
-    count = collections.Counter()
+    skip = ("$", "end: ", "CommonPjRt", "PjitFunction", "Allocate", "Parse", "Handle", "ThunkExecutor", "Threadpool")
+    thunks = [e for e in events if t0 <= e["ts"] <= t1 and not e["name"].startswith(skip)]
+    runs = collections.Counter(e["name"] for e in thunks)
+    time = collections.Counter()
     for e in thunks:
-        k = re.sub(r"[._]\d+$", "", e["name"])
-        kind[k] += e["dur"]
-        count[k] += 1
-    total = t1 - t0
-    print(f"\ntrace of one train call: {total / 1e3:.1f} ms; {len(thunks):,} thunk executions "
-          f"({len(thunks) / max(total, 1) * 1e3:.0f} per ms, mean {sum(kind.values()) / max(len(thunks), 1):.1f} µs); "
-          f"some thunk running {busy / total:.0%} of the time, none {1 - busy / total:.0%}")
-    print(f"{'thunk kind':<40}{'executions':>12}{'total ms':>10}{'share':>8}{'mean µs':>9}")
-    for k, v in kind.most_common(top):
-        print(f"{k[:39]:<40}{count[k]:>12,}{v / 1e3:>10.1f}{v / total:>8.0%}{v / count[k]:>9.2f}")
+        time[e["name"]] += e["dur"]
+    groups = collections.defaultdict(list)
+    for name, n in runs.items():
+        groups[n].append(name)
+    total = len(thunks)
+    print(f"\ntrace: {total:,} thunk executions of {len(runs)} instructions in {(t1 - t0) / 1e3:.0f} ms (traced)")
+    print(f"{'ran':>8} {'instructions':>12} {'executions':>11} {'share':>6}  kinds")
+    for n in sorted(groups, key=lambda n: -n * len(groups[n]))[:top]:
+        kinds = collections.Counter(name.split(".")[0] for name in groups[n])
+        print(f"{n:>7}x {len(groups[n]):>12} {n * len(groups[n]):>11,} {n * len(groups[n]) / total:>6.0%}  "
+              + ", ".join(f"{k} {c}" for k, c in kinds.most_common(4)))
+    # the minibatch loop: the largest group of instructions that ran the same (smaller) number of times
+    mb = max((n for n in groups if len(groups[n]) >= 20), key=lambda n: len(groups[n]))
+    by_kind = collections.Counter()
+    for name in groups[mb]:
+        by_kind[name.split(".")[0]] += time[name]
+    t_mb = sum(by_kind.values())
+    print(f"\nthe {len(groups[mb])} instructions that ran {mb}x (the minibatch step): {t_mb / mb:.0f} µs per step (traced), by kind:")
+    for k, v in by_kind.most_common(8):
+        print(f"  {k:<38}{v / t_mb:>6.0%}")
 
 
 if __name__ == "__main__":

@@ -318,8 +318,8 @@ class LPG(AbstractUpdateRule):
     def with_arm(self, learning_rate=None, alpha_y=None) -> "LPG":
         """This rule with other agent hyperparameters (the same meta-parameters): a bandit arm's
         learning rate and/or α_y, each a number or an array (traced inside a meta-step)."""
-        def value(v, old):
-            return old if v is None else (float(v) if isinstance(v, (int, float)) else v)
+        def value(v, old):  # numbers (Python or NumPy) are stored as floats, as before; arrays as they are
+            return old if v is None else (v if isinstance(v, jax.Array) else float(v))
         return dataclasses.replace(self, learning_rate=value(learning_rate, self.learning_rate), alpha_y=value(alpha_y, self.alpha_y))
 
     def with_regime(self, num_envs: int, rollout_len: int, lifetime_updates: int) -> "LPG":
