@@ -7,6 +7,9 @@ Each preset runs in a fresh subprocess so that its peak RSS is its own.
 - `cpu`: the default preset on `lpg-tabular` (5 tasks × 4 lifetimes × 16 envs × 20 steps, K = 5).
 - `groove-bench`: exactly the public JAX LPG reference sizes (GRU 256, m = 8, 8 lifetimes × 64 envs
   × 20 steps, K = 5) on `gridworld/dense`: 61,440 env steps per meta-step.
+- `cpu-all`: the `cpu` preset on `lpg-all` (15 tasks: lookup-table agents on the tabular grid
+  worlds and chains, MLP agents trained by Adam on the random grid worlds and the distractor chain).
+- `gpu`: the `gpu` preset (the `cpu` sizes, 64 lifetimes per task) on `lpg-all`: 960 lifetimes.
 - `paper`: the paper's per-lifetime sizes (LSTM 256, m = 30, 64 envs × 20 steps, K = 5) on
   `lpg-tabular`, but with 1 lifetime per task instead of 192: the full 960-lifetime population does
   not fit a CPU; its time per meta-step scales linearly with the number of lifetimes.
@@ -23,10 +26,12 @@ import subprocess
 import sys
 import time
 
-CASES = {
-    "cpu": ("lpg-tabular", {}),
-    "groove-bench": ("gridworld/dense", {}),
-    "paper": ("lpg-tabular", {"lifetimes_per_task": 1}),
+CASES = {  # case: (preset, tasks, overrides)
+    "cpu": ("cpu", "lpg-tabular", {}),
+    "cpu-all": ("cpu", "lpg-all", {}),
+    "gpu": ("gpu", "lpg-all", {}),
+    "groove-bench": ("groove-bench", "gridworld/dense", {}),
+    "paper": ("paper", "lpg-tabular", {"lifetimes_per_task": 1}),
 }
 
 
@@ -37,9 +42,9 @@ def run_case(name: str, steps: int) -> dict:
     from learned_rl.meta import make_meta_step, meta_init
     from learned_rl.meta._presets import build, get_preset
 
-    task_spec, over = CASES[name]
+    preset, task_spec, over = CASES[name]
     ts = [tasks.make(n) for n in tasks.resolve(task_spec)]
-    p = get_preset(name, **over)
+    p = get_preset(preset, **over)
     rule, est, cfg = build(p, ts, key=jax.random.PRNGKey(0))
     state = meta_init(rule, ts, est, cfg, key=jax.random.PRNGKey(1))
     step = make_meta_step(est, cfg)
@@ -68,7 +73,7 @@ def run_case(name: str, steps: int) -> dict:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--presets", default="cpu,groove-bench,paper")
+    ap.add_argument("--presets", default="cpu,groove-bench,paper", help=f"cases: {', '.join(CASES)}")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--case", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()

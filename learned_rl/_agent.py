@@ -8,7 +8,9 @@ decided by the task's observation kind:
 - ``"tabular"``: the observation is an integer state index, and every head is a lookup table
   (``weight[index]``), never a dense layer on a one-hot vector. Tables start at zero, so the initial
   policy is uniform and the initial prediction is uniform over the m bins.
-- ``"mlp"``: the observation is flattened and passed through tanh/ReLU dense layers.
+- ``"mlp"``: the observation is flattened and passed through tanh/ReLU dense layers. On a task with
+  integer-index observations (``torso="mlp"`` chosen explicitly) the index is one-hot encoded
+  first, so the same task can be learned by a lookup table and by a network.
 - ``"cnn"``: MinAtar-style: a 3×3 convolution with 16 channels, ReLU, flatten, dense 128, ReLU.
 
 For the MLP and CNN torsos the value head has its own torso (a separate critic), as in PureJaxRL
@@ -187,10 +189,14 @@ class IndexTorso(eqx.Module):
 
 
 class MLPTorso(eqx.Module):
+    """Dense layers on the flattened observation; with `one_hot` = n > 0 the observation is an
+    integer index, one-hot encoded over n states first."""
+
     layers: tuple[eqx.nn.Linear, ...]
     activation: str = eqx.field(static=True)
+    one_hot: int = eqx.field(static=True, default=0)
 
-    def __init__(self, in_size: int, hidden: tuple[int, ...], activation: str, *, key: PRNGKeyArray):
+    def __init__(self, in_size: int, hidden: tuple[int, ...], activation: str, *, key: PRNGKeyArray, one_hot: int = 0):
         keys = jax.random.split(key, len(hidden))
         sizes = (in_size, *hidden)
         self.layers = tuple(
@@ -198,10 +204,14 @@ class MLPTorso(eqx.Module):
             for i in range(len(hidden))
         )
         self.activation = activation
+        self.one_hot = int(one_hot)
 
     def __call__(self, obs: Array) -> Array:
         act = jnp.tanh if self.activation == "tanh" else jax.nn.relu
-        x = jnp.ravel(obs).astype(jnp.float32)
+        if self.one_hot:
+            x = jax.nn.one_hot(jnp.asarray(obs, jnp.int32).reshape(()), self.one_hot, dtype=jnp.float32)
+        else:
+            x = jnp.ravel(obs).astype(jnp.float32)
         for layer in self.layers:
             x = act(layer(x))
         return x
@@ -278,8 +288,8 @@ def resolve_torso(config: AgentConfig, obs_kind: str, family: str) -> str:
     if config.torso != "auto":
         if config.torso == "tabular" and obs_kind != "index":
             raise ValueError("a tabular torso needs a task with integer-index observations")
-        if obs_kind == "index" and config.torso != "tabular":
-            raise ValueError(f"task has integer-index observations; torso {config.torso!r} needs vectors")
+        if obs_kind == "index" and config.torso == "cnn":
+            raise ValueError("task has integer-index observations; torso 'cnn' needs images (use 'tabular', or 'mlp' on one-hot indices)")
         if config.torso == "cnn" and obs_kind != "image":
             raise ValueError("a cnn torso needs a task with H×W×C image observations")
         return config.torso
@@ -334,6 +344,8 @@ def make_agent(
     def torso(k):
         if kind == "cnn":
             return CNNTorso(task.obs_shape, config.cnn_channels, config.cnn_hidden, key=k)
+        if task.obs_kind == "index":  # one-hot state indices
+            return MLPTorso(int(task.num_states), tuple(config.hidden), config.activation, key=k, one_hot=int(task.num_states))
         in_size = int(math.prod(task.obs_shape)) if task.obs_shape else 1
         return MLPTorso(in_size, tuple(config.hidden), config.activation, key=k)
 
@@ -357,6 +369,17 @@ def make_agent(
         action_low=low,
         action_high=high,
     )
+
+
+AGENT_FAMILIES = ("tabular", "mlp", "cnn")
+
+
+def agent_family(agent: Agent) -> str:
+    """The agent family of a built agent, by its torso: ``"tabular"`` (lookup tables), ``"mlp"`` or
+    ``"cnn"``. Learned rules record their agent hyperparameters per family."""
+    if isinstance(agent.torso, IndexTorso):
+        return "tabular"
+    return "cnn" if isinstance(agent.torso, CNNTorso) else "mlp"
 
 
 class UniformPolicy(eqx.Module):

@@ -84,6 +84,7 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default=None, help="run directory (default runs/meta-<kind>-<tasks>)")
     m.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.eqx")
     m.add_argument("--init-rule", default=None, metavar="PATH_OR_PRETRAINED", help="start from a saved rule's meta-parameters (warm start), e.g. lpg_tabular")
+    m.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (compilation included) with a checkpoint and rule.eqx; --resume continues")
     m.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints (default 180)")
     m.add_argument("--devices", default=None, help="split the population (LPG lifetimes, ES members) over N devices or 'all' (default: one device)")
     m.add_argument("--distributed", action="store_true", help="several hosts: call jax.distributed.initialize() first (run the same command on every host; use with --devices all)")
@@ -307,11 +308,14 @@ def _cmd_meta_train(args) -> int:
         args.kind, spec, preset=args.preset, steps=steps, seed=args.seed, out=out,
         resume=args.resume, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
         log_every=1 if es else 10, preset_overrides=overrides, devices=args.devices,
-        init_rule=args.init_rule,
+        init_rule=args.init_rule, max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
     )
     unit = "generations" if es else "steps"
     print(f"Meta-trained {meta['meta_steps']} {unit} ({meta['env_steps']} env steps) on {', '.join(meta['tasks'])}.")
-    if "preferred_arm" in meta:
+    if "families" in meta:
+        for fam, r in meta["families"].items():
+            print(f"Preferred agent arm ({fam} agents, {r['optimizer']}): learning rate {r['learning_rate']:g}, alpha_y {r['alpha_y']:g}.")
+    elif "preferred_arm" in meta:
         print(f"Preferred agent arm: learning rate {meta['preferred_arm']['learning_rate']:g}, alpha_y {meta['preferred_arm']['alpha_y']:g}.")
     print(f"Wrote {out}/rule.eqx, checkpoint.eqx, metrics.csv, curves.png")
     return 0

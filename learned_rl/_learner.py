@@ -44,6 +44,10 @@ class TrainConfig:
       On in the Brax and continuous-control family defaults, off elsewhere.
     - `normalize_reward`: scale rewards by the running standard deviation of a discounted return
       (γ = `reward_norm_gamma`); episode-return metrics stay unscaled.
+    - `adam_eps_root`: Adam's constant inside the square root of its denominator (optax's
+      `eps_root`). 0 (the default) is plain Adam; LPG's meta-training lifetimes use 1e-8, because
+      the derivative of √v at v = 0 is infinite and a meta-gradient through an Adam step turns it
+      into NaN wherever a parameter's gradient is exactly zero (a dead ReLU unit, say).
     """
 
     total_steps: int = 500_000
@@ -58,6 +62,7 @@ class TrainConfig:
     normalize_obs: bool = False
     normalize_reward: bool = False
     reward_norm_gamma: float = 0.99
+    adam_eps_root: float = 0.0
 
     def __post_init__(self):
         for name in ("total_steps", "num_envs", "rollout_len"):
@@ -75,8 +80,15 @@ class TrainConfig:
         for name in ("normalize_obs", "normalize_reward"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"TrainConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        if not (0 <= self.adam_eps_root < 1):
+            raise ValueError(f"TrainConfig.adam_eps_root must be in [0, 1), got {self.adam_eps_root!r}")
         if not 0 <= self.reward_norm_gamma <= 1:
             raise ValueError(f"TrainConfig.reward_norm_gamma must be in [0, 1], got {self.reward_norm_gamma!r}")
+        if self.total_steps // (self.num_envs * self.rollout_len) > 2**31 - 1:
+            raise ValueError(
+                f"TrainConfig.total_steps ({self.total_steps}) is {self.total_steps // (self.num_envs * self.rollout_len)} agent updates, "
+                f"more than the training loop can count (2^31 - 1)"
+            )
         if self.total_steps < self.num_envs * self.rollout_len:
             raise ValueError(
                 f"TrainConfig.total_steps ({self.total_steps}) is less than one rollout "
@@ -120,7 +132,7 @@ def make_optimizer(config: TrainConfig, grad_steps_per_update: int = 1, *, learn
     if learning_rate is not None and config.anneal_lr:
         raise ValueError("a per-run learning_rate cannot be combined with anneal_lr (the schedule is rebuilt from the config)")
     base = {
-        "adam": functools.partial(optax.adam, eps=1e-5),
+        "adam": functools.partial(optax.adam, eps=1e-5, eps_root=config.adam_eps_root),
         "sgd": optax.sgd,
         "rmsprop": functools.partial(optax.rmsprop, decay=0.99, eps=1e-5),
     }[config.optimizer]

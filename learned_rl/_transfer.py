@@ -4,8 +4,10 @@ confidence interval).
 
 Normalisation, per task: ``score = (R − R_random) / (R_A2C − R_random)``, where R is a seed's final
 return, R_A2C the mean final return of A2C's seeds and R_random the mean return of a uniform random
-policy on the same levels. 0 is random, 1 is A2C. A task on which A2C does not beat random cannot be
-normalised; it is reported with its raw returns and left out of the aggregate.
+policy on the same levels. 0 is random, 1 is A2C. A task on which A2C does not beat random by two
+standard errors (of A2C's seeds and of the random policy's levels) at the run's budget is reported
+with its raw returns and no score, and then the suite reports **no aggregate**: a suite whose
+baseline does not learn cannot tell a good rule from a bad one (raise the budget).
 """
 
 from __future__ import annotations
@@ -85,19 +87,23 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
         a2c_res = summary["results"]["a2c"]
         rand = random_policy_returns(t, res["a2c"].state.env_params, key=jax.random.PRNGKey(seed))
         rand_mean = float(np.nanmean(rand)) if np.any(np.isfinite(rand)) else float("nan")
+        rand_se = stderr(rand[np.isfinite(rand)]) if np.sum(np.isfinite(rand)) > 1 else 0.0
         entry: dict[str, Any] = {
             "rule_return": rule_res["final_return_mean"],
             "rule_return_stderr": rule_res["final_return_stderr"],
             "a2c_return": a2c_res["final_return_mean"],
             "a2c_return_stderr": a2c_res["final_return_stderr"],
             "random_return": rand_mean,
+            "random_return_stderr": rand_se,
             "env_steps": rule_res["env_steps"],
             "wall_time_s": rule_res["wall_time_s"] + a2c_res["wall_time_s"],
         }
+        margin = 2.0 * float(np.hypot(a2c_res["final_return_stderr"], rand_se))
+        entry["a2c_beats_random"] = bool(a2c_res["final_return_mean"] - rand_mean > margin)
         try:
             scores = normalized_score(rule_res["final_returns"], rand_mean, a2c_res["final_return_mean"])
-            if a2c_res["final_return_mean"] <= rand_mean:
-                raise ValueError("A2C does not beat the random policy")
+            if not entry["a2c_beats_random"]:
+                raise ValueError("A2C does not beat the random policy by two standard errors at this budget")
         except ValueError as e:
             entry["normalized"] = None
             entry["not_normalized_because"] = str(e)
@@ -109,7 +115,13 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
         per_task[t.name] = entry
 
     report: dict[str, Any] = {"rule": rule_name, "suite": suite, "seeds": seeds, "seed": seed, "tasks": per_task, "skipped": skipped}
-    if groups:
+    weak = [n for n, e in per_task.items() if not e["a2c_beats_random"]]
+    if weak:  # a suite whose baseline does not learn cannot rank rules: no aggregate
+        report["aggregate"] = None
+        report["no_aggregate_because"] = (
+            f"A2C does not beat the random policy by two standard errors on {', '.join(weak)} at this budget (raise --steps)"
+        )
+    elif groups:
         est, lo, hi = stratified_bootstrap_ci(groups, iqm, seed=seed)
         report["aggregate"] = {
             "iqm": est,
@@ -144,6 +156,8 @@ def _write_md(path: Path, report: dict[str, Any]) -> None:
             f"[{agg['ci95'][0]:.3f}, {agg['ci95'][1]:.3f}] over {agg['tasks_normalized']} tasks; the rule matches or "
             f"beats A2C (mean score ≥ 1) on {agg['tasks_rule_at_least_a2c']} of them."
         )
+    elif report.get("no_aggregate_because"):
+        lines.append(f"No aggregate: {report['no_aggregate_because']}.")
     else:
         lines.append("No task could be normalised (A2C never beat the random policy).")
     lines.append("")

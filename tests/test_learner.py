@@ -110,7 +110,7 @@ def test_ppo_solves_cartpole_within_500k_steps():
 
 
 def test_train_config_rejects_bad_values():
-    for bad in [dict(total_steps=0), dict(num_envs=-1), dict(learning_rate=0.0), dict(optimizer="lamb"), dict(total_steps=10, num_envs=4, rollout_len=8)]:
+    for bad in [dict(total_steps=0), dict(num_envs=-1), dict(learning_rate=0.0), dict(optimizer="lamb"), dict(total_steps=10, num_envs=4, rollout_len=8), dict(total_steps=10**14, num_envs=1, rollout_len=1)]:
         with pytest.raises(ValueError):
             TrainConfig(**bad)
 

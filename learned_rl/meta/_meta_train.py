@@ -165,7 +165,8 @@ def meta_train(
     - `config`: a `MetaTrainConfig`.
     - `key`: a PRNG key.
     - `state`: continue from this `MetaState` (e.g. a checkpoint) instead of starting afresh.
-    - `callback`: called on the host after every step with `(state, metrics)`.
+    - `callback`: called on the host after every step with `(state, metrics)`; if it returns
+      True, meta-training stops after that step (a time budget, say).
 
     **Returns:** `(rule, state, metrics)`, with `metrics` a dict of arrays stacked over steps.
     """
@@ -184,7 +185,7 @@ def meta_train(
         state, metrics = step(state)
         metrics = jax.device_get(metrics)
         history.append(metrics)
-        if callback is not None:
-            callback(state, metrics)
+        if callback is not None and callback(state, metrics) is True:
+            break
     stacked = {k: np.stack([np.asarray(h[k]) for h in history]) for k in history[0]} if history else {}
     return state.rule, state, stacked

@@ -7,6 +7,8 @@ the bandit, the meta-critic and the meta-optimiser in one frozen dataclass, with
   rates 5–40, meta-lr 1e-3.
 - ``paper``: the paper's sizes (LSTM 256, m = 30, K = 5, 64 envs × 20 steps, ~2,400-update
   lifetimes, 960 lifetimes in all, meta-lr 1e-4, β = (0.01, 0.001, 0.001, 0.001)) for accelerators.
+- ``gpu``: the ``cpu`` sizes (a ``cpu``-preset rule warm-starts it) with 64 lifetimes per task: the
+  paper's 960 lifetimes on the 15 ``lpg-all`` tasks, for one accelerator.
 - ``groove-bench``: the sizes of the public JAX LPG reference used by `benchmarks/lpg_meta.py`
   (GRU 256, m = 8, 8 lifetimes × 64 envs × 20 steps, K = 5).
 """
@@ -81,6 +83,11 @@ class LPGPreset(Preset):
       `gae_lambda`, the meta-loss's `betas` and `regularizer` (logits | paper), `task_weights`
       (task name -> weight);
     - the meta-optimiser (`MetaTrainConfig`): `meta_lr`, `max_grad_norm`, `steps`;
+    - agent families (later fields): `index_torso` (tabular: lookup tables on index
+      observations; mlp: one-hot indices into an MLP), and for network agents (MLP, CNN) their
+      `neural_optimizer`, bandit arms `neural_learning_rates` (× `alpha_ys`) and
+      `neural_max_grad_norm`; lookup tables train by SGD with `learning_rates` and
+      `agent_max_grad_norm`;
     - temporal awareness and the estimator (later fields): `temporal` (TA-LPG: the meta-network
       reads n/N and log N), `min_lifetime_updates` (lifetime lengths N are drawn log-uniformly
       from [it, `lifetime_updates`]; 0: fixed lengths, or for a temporal rule
@@ -132,14 +139,20 @@ class LPGPreset(Preset):
     sigma: float = 0.03
     ranking: str = "antithetic"
     es_learning_rate: float | None = None
+    index_torso: str = "tabular"
+    neural_optimizer: str = "adam"
+    neural_learning_rates: tuple[float, ...] = (1e-4, 3e-4, 1e-3)
+    neural_max_grad_norm: float = 1.0
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "index_torso": ("tabular", "mlp"), "neural_optimizer": ("adam", "rmsprop", "sgd"),
         "variant": ("y", "v"), "regularizer": ("paper", "logits"), "cell": ("lstm", "gru"), "estimator": ("tmg", "es", "tes"),
         "es_strategy": ES_STRATEGIES, "ranking": ("centered", "antithetic"),
     }
     LATER: ClassVar[tuple[str, ...]] = (
         "gae_lambda", "critic_lr", "critic_lr_tabular", "agent_hidden", "agent_max_grad_norm", "bandit_temperature", "bandit_bonus", "bandit_window",
         "temporal", "min_lifetime_updates", "estimator", "es_strategy", "population", "sigma", "ranking", "es_learning_rate",
+        "index_torso", "neural_optimizer", "neural_learning_rates", "neural_max_grad_norm",
     )
 
     def __post_init__(self):
@@ -211,6 +224,8 @@ class LPGPreset(Preset):
             gae_lambda=self.gae_lambda, critic_lr=self.critic_lr, critic_lr_tabular=self.critic_lr_tabular,
             agent_hidden=tuple(int(h) for h in self.agent_hidden), agent_max_grad_norm=self.agent_max_grad_norm,
             bandit_temperature=self.bandit_temperature, bandit_bonus=self.bandit_bonus, bandit_window=self.bandit_window,
+            index_torso=self.index_torso, neural_optimizer=self.neural_optimizer,
+            neural_learning_rates=tuple(float(x) for x in self.neural_learning_rates), neural_max_grad_norm=self.neural_max_grad_norm,
             task_weights=tuple(float(self.task_weights.get(n, 1.0)) for n in names) if self.task_weights else (),
         )
         est = (TruncatedES(problem, sigma=self.sigma) if self.estimator == "tes" else TruncatedMetaGradient(problem)).bind(tasks)
@@ -265,6 +280,9 @@ PRESETS: dict[str, LPGPreset] = {
         learning_rates=(20.0, 40.0, 80.0, 160.0, 320.0), alpha_ys=(0.1, 0.5, 1.0),
         betas=(0.01, 0.001, 0.001, 0.001), gamma=0.99, meta_lr=1e-4, max_grad_norm=1.0, steps=100_000,
     ),
+    # the cpu preset's rule and lifetimes (so a cpu-preset rule warm-starts it) with the paper's
+    # 960 lifetimes: 64 per task of the 15 lpg-all tasks, for one accelerator
+    "gpu": LPGPreset(lifetimes_per_task=64),
     "groove-bench": LPGPreset(
         hidden_size=256, prediction_dim=8, cell="gru",
         inner_steps=5, lifetimes_per_task=8, num_envs=64, rollout_len=20, lifetime_updates=2400,

@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._agent import AgentConfig, make_agent
+from .._agent import AgentConfig, make_agent, resolve_torso
 from .._learner import LearnerState, TrainConfig, late_return, train
 from .._learner import init as learner_init
 from .._learner import run as learner_run
@@ -236,6 +236,10 @@ class LPGLifetimes(AbstractTruncatedProblem):
     bandit_bonus: float = eqx.field(static=True, default=0.2)
     bandit_window: int = eqx.field(static=True, default=10)
     agent_hidden: tuple[int, ...] = eqx.field(static=True, default=(64, 64))
+    index_torso: str = eqx.field(static=True, default="tabular")
+    neural_optimizer: str = eqx.field(static=True, default="adam")
+    neural_learning_rates: tuple[float, ...] = eqx.field(static=True, default=(1e-4, 3e-4, 1e-3))
+    neural_max_grad_norm: float = eqx.field(static=True, default=1.0)
     tasks: tuple = eqx.field(static=True, default=())
     return_scales: tuple[float, ...] = eqx.field(static=True, default=())
     task_weights: tuple[float, ...] = eqx.field(static=True, default=())
@@ -261,6 +265,12 @@ class LPGLifetimes(AbstractTruncatedProblem):
             )
         if not self.learning_rates or not self.alpha_ys or min(self.learning_rates) <= 0 or min(self.alpha_ys) < 0:
             raise ValueError("LPGLifetimes: learning_rates must be positive and alpha_ys non-negative")
+        if not self.neural_learning_rates or min(self.neural_learning_rates) <= 0:
+            raise ValueError(f"LPGLifetimes.neural_learning_rates must be positive, got {self.neural_learning_rates!r}")
+        if self.index_torso not in ("tabular", "mlp"):
+            raise ValueError(f"LPGLifetimes.index_torso must be 'tabular' or 'mlp', got {self.index_torso!r}")
+        if self.neural_optimizer not in ("adam", "rmsprop", "sgd"):
+            raise ValueError(f"LPGLifetimes.neural_optimizer must be adam|rmsprop|sgd, got {self.neural_optimizer!r}")
         if self.task_weights and ((self.tasks and len(self.task_weights) != len(self.tasks)) or not all(np.isfinite(w) and w > 0 for w in self.task_weights)):
             raise ValueError(
                 f"LPGLifetimes.task_weights must hold one positive weight per task ({len(self.tasks)} tasks), got {self.task_weights!r}"
@@ -276,20 +286,59 @@ class LPGLifetimes(AbstractTruncatedProblem):
 
     @property
     def arms(self) -> list[tuple[float, float]]:
+        """The lookup-table agents' arms (learning rate × α_y); see `arms_for` for a task's."""
         return [(lr, a) for lr in self.learning_rates for a in self.alpha_ys]
+
+    def family(self, task) -> str:
+        """The agent family a lifetime of `task` trains: ``"tabular"`` (lookup tables; index
+        observations unless `index_torso` is ``"mlp"``), ``"cnn"`` (MinAtar images) or ``"mlp"``."""
+        return resolve_torso(self._agent_config(task), task.obs_kind, task.family)
+
+    def family_setup(self, family: str) -> dict:
+        """A family's agent optimiser, clipping and bandit arm table: SGD with `learning_rates` and
+        `agent_max_grad_norm` for lookup tables; `neural_optimizer` with `neural_learning_rates`
+        and `neural_max_grad_norm` for networks. α_y arms are shared."""
+        if family == "tabular":
+            return {"optimizer": "sgd", "learning_rates": tuple(self.learning_rates), "alpha_ys": tuple(self.alpha_ys), "max_grad_norm": self.agent_max_grad_norm}
+        return {"optimizer": self.neural_optimizer, "learning_rates": tuple(self.neural_learning_rates), "alpha_ys": tuple(self.alpha_ys), "max_grad_norm": self.neural_max_grad_norm}
+
+    def arms_for(self, task) -> list[tuple[float, float]]:
+        """The bandit arms (learning rate × α_y) of `task`'s agent family."""
+        setup = self.family_setup(self.family(task))
+        return [(lr, a) for lr in setup["learning_rates"] for a in setup["alpha_ys"]]
 
     def bind(self, tasks: list, rule=None) -> "LPGLifetimes":
         """Attach the task list (static) and each task's bandit return scale."""
         return dataclasses.replace(self, tasks=tuple(tasks), return_scales=return_scales(tasks))
 
-    def arm_probs(self, state: "TMGState") -> np.ndarray:
-        """Each task's bandit probabilities over `arms`, ``[tasks, arms]`` (host numbers)."""
-        return np.stack([np.asarray(bandit_probs(b, self.bandit_temperature, self.bandit_bonus)) for b in state.bandits])
+    def arm_probs(self, state: "TMGState") -> list[np.ndarray]:
+        """Each task's bandit probabilities over its `arms_for(task)` (host numbers)."""
+        return [np.asarray(bandit_probs(b, self.bandit_temperature, self.bandit_bonus)) for b in state.bandits]
+
+    def preferred_arms(self, state: "TMGState") -> dict[str, tuple[float, float]]:
+        """Per agent family, the (learning rate, α_y) arm with the highest bandit probability
+        averaged over that family's tasks: what a meta-trained rule is saved with."""
+        probs = self.arm_probs(state)
+        out = {}
+        for fam in dict.fromkeys(self.family(t) for t in self.tasks):
+            idx = [i for i, t in enumerate(self.tasks) if self.family(t) == fam]
+            arms = self.arms_for(self.tasks[idx[0]])
+            out[fam] = arms[int(np.argmax(np.mean([probs[i] for i in idx], axis=0)))]
+        return out
 
     def preferred_arm(self, state: "TMGState") -> tuple[float, float]:
-        """The (learning rate, α_y) arm with the highest bandit probability, averaged over tasks:
-        the agent hyperparameters a meta-trained rule is saved with."""
-        return self.arms[int(np.argmax(np.mean(self.arm_probs(state), axis=0)))]
+        """The preferred arm of the lookup-table family if it was meta-trained on, else of the
+        first family (see `preferred_arms`)."""
+        arms = self.preferred_arms(state)
+        return arms.get("tabular", next(iter(arms.values())))
+
+    def family_records(self, state: "TMGState") -> dict[str, dict]:
+        """What a saved rule records per agent family it was meta-trained on: the optimiser, the
+        clipping, the arm tables and the preferred arm."""
+        return {
+            fam: {**self.family_setup(fam), "learning_rate": lr, "alpha_y": a}
+            for fam, (lr, a) in self.preferred_arms(state).items()
+        }
 
     def validate(self, rule, tasks):
         for t in tasks:
@@ -298,20 +347,26 @@ class LPGLifetimes(AbstractTruncatedProblem):
         if not isinstance(rule, LPG):
             raise TypeError(f"LPGLifetimes needs a learned rule with a network (an LPG rule), got {type(rule).__name__}")
 
+    def _agent_config(self, task) -> AgentConfig:
+        if task.obs_kind == "index":
+            return AgentConfig(torso="tabular") if self.index_torso == "tabular" else AgentConfig(torso="mlp", hidden=self.agent_hidden, activation="relu")
+        return AgentConfig(hidden=self.agent_hidden, activation="relu")
+
     def _train_config(self, task) -> TrainConfig:
-        agent = AgentConfig(torso="tabular") if task.obs_kind == "index" else AgentConfig(hidden=self.agent_hidden, activation="relu")
+        setup = self.family_setup(self.family(task))
         return TrainConfig(
             total_steps=self.lifetime_updates * self.num_envs * self.rollout_len,
             num_envs=self.num_envs,
             rollout_len=self.rollout_len,
-            optimizer="sgd",
-            learning_rate=1.0,
-            max_grad_norm=self.agent_max_grad_norm,
-            agent=agent,
+            optimizer=setup["optimizer"],
+            learning_rate=float(setup["learning_rates"][0]),  # each lifetime's arm replaces it
+            max_grad_norm=setup["max_grad_norm"],
+            agent=self._agent_config(task),
+            adam_eps_root=1e-8 if setup["optimizer"] == "adam" else 0.0,  # a finite meta-gradient where a gradient is 0
         )
 
     def _critic_optimizer(self, task):
-        return optax.adam(self.critic_lr_tabular if task.obs_kind == "index" else self.critic_lr)
+        return optax.adam(self.critic_lr_tabular if self.family(task) == "tabular" else self.critic_lr)
 
     # ------------------------------------------------------------------ lifetimes
 
@@ -325,7 +380,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
         k_arm, k_learner, k_critic = jax.random.split(key, 3)
         cfg = self._train_config(task)
         arm = bandit_sample(bandit, key=k_arm, temperature=self.bandit_temperature, bonus=self.bandit_bonus)
-        lrs = jnp.asarray([lr for lr, _ in self.arms], jnp.float32)
+        lrs = jnp.asarray([lr for lr, _ in self.arms_for(task)], jnp.float32)
         learner = learner_init(rule, task, cfg, key=k_learner, learning_rate=lrs[arm])
         critic = make_agent(task, cfg.agent, prediction_dim=0, value=True, key=k_critic)
         critic_opt = self._critic_optimizer(task).init(eqx.filter(critic, eqx.is_inexact_array))
@@ -336,7 +391,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
         est = self if self.tasks else self.bind(tasks)
         groups, bandits = [], []
         for i, task in enumerate(est.tasks):
-            bandit = bandit_init(len(est.arms), est.bandit_window, est.return_scales[i])
+            bandit = bandit_init(len(est.arms_for(task)), est.bandit_window, est.return_scales[i])
             k_len, k_new = jax.random.split(jax.random.fold_in(key, i))
             if est.min_lifetime_updates:  # sampled lengths stagger the population by themselves
                 lengths = log_uniform_int(k_len, est.min_lifetime_updates, est.lifetime_updates, est.inner_steps, (est.lifetimes_per_task,))
@@ -354,7 +409,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
         lifetime advanced by them (bookkeeping without gradient) with the metrics of the step."""
         task = self.tasks[group]
         rule = eqx.combine(meta_params, rule_static)
-        alphas = jnp.asarray([a for _, a in self.arms], jnp.float32)
+        alphas = jnp.asarray([a for _, a in self.arms_for(task)], jnp.float32)
         rule = rule.with_arm(alpha_y=alphas[lt.arm])
         cfg = self._train_config(task)
         K = self.inner_steps

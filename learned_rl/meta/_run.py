@@ -78,7 +78,7 @@ def _rows(history: list[tuple[int, dict]], est) -> dict[str, Any]:
         row[f"final_return/{n}"] = fsum / ended if ended else float("nan")
         row[f"critic_loss/{n}"] = float(np.mean([m[f"critic_loss/{n}"] for m in ms]))
         probs = ms[-1][f"arm_probs/{n}"]
-        for (lr, a), p in zip(est.problem.arms, probs):
+        for (lr, a), p in zip(est.problem.arms_for(t), probs):
             row[f"arm_prob/{n}/lr{lr:g}_ay{a:g}"] = float(p)
     return row
 
@@ -104,9 +104,10 @@ def _plot(path: Path, rows: list[dict[str, Any]], est) -> None:
     axes[1].set_title("lifetime return (EMA over the population)")
     axes[1].legend(fontsize=7)
     for i, t in enumerate(est.tasks):
-        probs = np.array([[r[f"arm_prob/{t.name}/lr{lr:g}_ay{a:g}"] for lr, a in est.problem.arms] for r in rows])
+        arms = est.problem.arms_for(t)
+        probs = np.array([[r[f"arm_prob/{t.name}/lr{lr:g}_ay{a:g}"] for lr, a in arms] for r in rows])
         best = np.argmax(probs[-1])
-        lr, a = est.problem.arms[best]
+        lr, a = arms[best]
         axes[2].plot(steps, probs[:, best], label=f"{t.name}: lr {lr:g}, α_y {a:g}")
     axes[2].set_ylim(0, 1)
     axes[2].set_xlabel("meta-step")
@@ -188,8 +189,11 @@ def _finish(rule, state, est, preset):
     extra: dict[str, Any] = {}
     if isinstance(est.problem, LPGLifetimes):
         lr, alpha = est.problem.preferred_arm(state.estimator_state)
-        rule = rule.with_arm(lr, alpha)
+        records = est.problem.family_records(state.estimator_state)
+        # the rule's own learning rate is the lookup-table agents' SGD rate: set only from their arm
+        rule = (rule.with_arm(lr, alpha) if "tabular" in records else rule.with_arm(alpha_y=alpha)).with_families(records)
         extra["preferred_arm"] = {"learning_rate": lr, "alpha_y": alpha}
+        extra["families"] = records
     else:
         cfg = est.problem.configs[0]
         extra.update(
@@ -344,6 +348,7 @@ def run_meta_train(
     preset_overrides: dict[str, Any] | None = None,
     devices: int | str | None = None,
     init_rule: str | None = None,
+    max_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Meta-train a learned rule (`kind` ``"lpg"`` or ``"lpo"``) and write the run directory (see
     the module docstring). For lpo, `steps` counts ES generations and `preset_overrides` may set
@@ -352,7 +357,10 @@ def run_meta_train(
     not part of the run's config, so a run may be resumed on a different number of devices.
     `init_rule` (a rule file or a shipped rule's name, e.g. ``"lpg_tabular"``) starts meta-training
     from that rule's meta-parameters instead of random ones (warm start); its architecture must be
-    the preset's. It is part of the run's config (with the file's SHA-256).
+    the preset's. It is part of the run's config (with the file's SHA-256). `max_seconds` stops
+    the run after the first meta-step that ends past that many seconds of this call (compilation
+    included), with its checkpoint, metrics and rule written as at the end; ``resume=True``
+    continues it to `steps`.
 
     Everything is validated before any compilation or file write; bad input raises `ValueError`.
     """
@@ -361,6 +369,8 @@ def run_meta_train(
     build_fn, state_kind = _KINDS[kind]
     if log_every <= 0:
         raise ValueError("log_every must be positive")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be positive, got {max_seconds!r}")
     mesh = population_mesh(devices)  # a bad or unavailable device count fails before anything runs
     names = task_registry.resolve(tasks_spec)
     task_objs = [task_registry.make(n) for n in names]
@@ -419,12 +429,20 @@ def run_meta_train(
             rotate[0] = True
         last_ckpt[0] = time.time()
 
+    step_times: list[float] = []  # when each meta-step of this call ended (compile + first, then per step)
+
     def callback(s, m):
         step = int(s.step)
+        step_times.append(time.time())
         window.append((step, m))
         if bar is not None:
             bar.update(1)
             bar.set_postfix({postfix_key: f"{float(m[postfix_key]):.3f}"})
+        if max_seconds is not None and time.time() - start >= max_seconds:
+            if step % log_every == 0:  # the window is a full logging row; a partial one stays pending
+                rows.append(row_fn(window, est))
+                window.clear()
+            return True  # the final checkpoint below keeps a partial window pending for --resume
         if step % log_every == 0 or step == cfg.steps:
             rows.append(row_fn(window, est))
             window.clear()
@@ -459,4 +477,8 @@ def run_meta_train(
         _write_rows(out / "metrics.csv", rows)
         plot_fn(out / "curves.png", rows, est)
     meta["wall_time_s_this_session"] = round(time.time() - start, 1)
+    if step_times:  # not in the rule file: the same seed and config give identical bytes
+        meta["timing"] = {"compile_and_first_s": round(step_times[0] - start, 2)}
+        if len(step_times) > 1:
+            meta["timing"]["s_per_meta_step"] = round((step_times[-1] - step_times[0]) / (len(step_times) - 1), 4)
     return meta

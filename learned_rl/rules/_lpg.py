@@ -38,13 +38,15 @@ the agent minimises ``−E[log π·π̂] + α_y · ½ E[(v(s) − G^λ)²]``. On
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Literal
+import sys
+from typing import Any, ClassVar, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._agent import AGENT_FAMILIES, agent_family, resolve_torso
 from .._defaults import A2C_DEFAULTS, family_default
 from ._base import AbstractUpdateRule, advantages_and_targets, apply_gradients, batched, batched_value, categorical_log_prob_entropy
 
@@ -174,6 +176,68 @@ class LPGNetwork(eqx.Module):
         return pi_hat, y_hat_logits
 
 
+@dataclasses.dataclass(frozen=True)
+class FamilyArm:
+    """The agent hyperparameters a rule was meta-trained with for one agent family (``"tabular"``,
+    ``"mlp"``, ``"cnn"``): the optimiser, its gradient clipping, the bandit's arm tables and the arm
+    the bandits preferred (`learning_rate`, `alpha_y`; `alpha_y` None: the rule's own α_y)."""
+
+    family: str
+    optimizer: str
+    learning_rate: float
+    alpha_y: float | None
+    max_grad_norm: float | None
+    learning_rates: tuple[float, ...] = ()
+    alpha_ys: tuple[float, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"optimizer": self.optimizer, "learning_rate": self.learning_rate, "alpha_y": self.alpha_y, "max_grad_norm": self.max_grad_norm}
+        if self.learning_rates:
+            out["learning_rates"] = list(self.learning_rates)
+        if self.alpha_ys:
+            out["alpha_ys"] = list(self.alpha_ys)
+        return out
+
+    @classmethod
+    def from_json(cls, family: str, d: dict[str, Any]) -> "FamilyArm":
+        if family not in AGENT_FAMILIES:
+            raise ValueError(f"LPG config: unknown agent family {family!r} (families: {', '.join(AGENT_FAMILIES)})")
+        if not isinstance(d, dict):
+            raise ValueError(f"LPG config: families.{family} must be an object, got {d!r}")
+        known = {"optimizer", "learning_rate", "alpha_y", "max_grad_norm", "learning_rates", "alpha_ys"}
+        if set(d) - known:
+            raise ValueError(f"LPG config: families.{family} has unknown fields {sorted(set(d) - known)}")
+        opt = d.get("optimizer")
+        if opt not in ("adam", "sgd", "rmsprop"):
+            raise ValueError(f"LPG config: families.{family}.optimizer must be adam|sgd|rmsprop, got {opt!r}")
+        try:
+            lr = float(d["learning_rate"])
+            alpha = None if d.get("alpha_y") is None else float(d["alpha_y"])
+            clip = None if d.get("max_grad_norm") is None else float(d["max_grad_norm"])
+            lrs = tuple(float(x) for x in d.get("learning_rates", ()))
+            alphas = tuple(float(x) for x in d.get("alpha_ys", ()))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"LPG config: families.{family} needs a numeric learning_rate (and numeric alpha_y, max_grad_norm), got {d!r}") from None
+        if not lr > 0 or (alpha is not None and alpha < 0) or (clip is not None and not clip > 0):
+            raise ValueError(f"LPG config: families.{family} has a non-positive learning_rate or max_grad_norm, or a negative alpha_y: {d!r}")
+        return cls(family, opt, lr, alpha, clip, lrs, alphas)
+
+
+def _families(records: dict[str, dict]) -> tuple[FamilyArm, ...]:
+    """Family records in the canonical order of `AGENT_FAMILIES` (a saved rule reads back equal)."""
+    fams = [FamilyArm.from_json(k, v) for k, v in records.items()]
+    return tuple(sorted(fams, key=lambda f: AGENT_FAMILIES.index(f.family)))
+
+
+_NOTICED: set[str] = set()
+
+
+def _notice_once(msg: str) -> None:
+    if msg not in _NOTICED:
+        _NOTICED.add(msg)
+        print(f"notice: {msg}", file=sys.stderr, flush=True)
+
+
 class LPG(AbstractUpdateRule):
     """The learned policy-gradient update rule. Its inexact-array leaves (the `network`) are the
     meta-parameters; `gamma`, `alpha_y` and `learning_rate` (the agent's SGD learning rate on
@@ -184,6 +248,13 @@ class LPG(AbstractUpdateRule):
     in (envs × steps per agent update, agent updates per lifetime; 0 = not recorded). On tabular
     tasks `default_config` trains agents in that regime, so `train`/`compare` with ``lpg:NAME``
     evaluate a rule the way it was trained.
+
+    `families` records, per agent family the rule was meta-trained on (lookup tables, MLPs, CNNs),
+    the optimiser, clipping, arm tables and preferred arm (`FamilyArm`). `default_config` trains
+    agents of a recorded family with its optimiser and arm, and the agent loss uses the family's
+    α_y; `learning_rate` and `alpha_y` are the lookup-table family's (and the fallback). A rule
+    without records (saved before they existed) counts as meta-trained on lookup tables only.
+    Training an agent of a family the rule never met is allowed, with a one-line notice.
 
     The agent it trains has a categorical policy and an m-dimensional prediction head y and no
     value head (``variant="y"``, LPG), or a value head and no y (``variant="v"``, LPG-V; the
@@ -200,6 +271,7 @@ class LPG(AbstractUpdateRule):
     lifetime_updates: int = eqx.field(static=True, default=0)
     td_lambda: float = eqx.field(static=True, default=0.95)
     stop_pi_input: bool = eqx.field(static=True, default=False)
+    families: tuple[FamilyArm, ...] = eqx.field(static=True, default=())
 
     @property
     def variant(self) -> str:
@@ -216,6 +288,26 @@ class LPG(AbstractUpdateRule):
     @property
     def temporal(self) -> bool:  # TA-LPG: the network reads n/N and log N
         return self.network.temporal
+
+    @property
+    def recorded_families(self) -> tuple[str, ...]:
+        """The agent families this rule was meta-trained on (``("tabular",)`` for a rule saved
+        before families were recorded)."""
+        return tuple(f.family for f in self.families) or ("tabular",)
+
+    def family_arm(self, family: str) -> FamilyArm | None:
+        """The record of one agent family, or None."""
+        return next((f for f in self.families if f.family == family), None)
+
+    def alpha_y_for(self, agent):
+        """α_y for this agent: its family's recorded arm where it has one, else `alpha_y`."""
+        rec = self.family_arm(agent_family(agent)) if self.families else None
+        return self.alpha_y if rec is None or rec.alpha_y is None else rec.alpha_y
+
+    def with_families(self, records: dict[str, dict]) -> "LPG":
+        """This rule recording, per agent family, the agent hyperparameters it was meta-trained
+        with (`FamilyArm.from_json` of each ``records[family]``)."""
+        return dataclasses.replace(self, families=_families(records))
 
     def _progress(self, progress):
         if not self.temporal:
@@ -268,7 +360,7 @@ class LPG(AbstractUpdateRule):
             _, target = advantages_and_targets(agent, traj, v, self.gamma, self.td_lambda)
             aux = 0.5 * jnp.mean((v - target) ** 2)
             metrics["value_loss"] = aux
-        loss = pg + self.alpha_y * aux
+        loss = pg + self.alpha_y_for(agent) * aux
         metrics["loss"] = loss
         return loss, metrics
 
@@ -304,23 +396,39 @@ class LPG(AbstractUpdateRule):
         return agent, opt_state, {**metrics, **self.target_metrics(pi_hat, y_hat_logits)}
 
     def default_config(self, task):
-        """Agent defaults for training with a learned LPG rule: A2C's per-family defaults; on
-        tabular tasks (lookup-table agents, SGD) with the rule's own learning rate and, where the
-        rule records it, the envs × steps of its meta-training regime."""
+        """Agent defaults for training with a learned LPG rule: A2C's per-family defaults, with the
+        optimiser, clipping and preferred learning rate of the agent family the rule recorded
+        (lookup tables: SGD at the rule's `learning_rate`), in the envs × steps of its
+        meta-training regime where it records one. On a family the rule was never meta-trained on
+        it keeps A2C's optimiser and prints a one-line notice."""
         self.check_task(task)
         cfg = family_default(A2C_DEFAULTS, task, "LPG")
-        if cfg.optimizer == "sgd":
-            cfg = cfg.replace(learning_rate=float(self.learning_rate))
-            if self.num_envs and self.rollout_len:
-                cfg = cfg.replace(num_envs=self.num_envs, rollout_len=self.rollout_len)
+        fam = resolve_torso(cfg.agent, task.obs_kind, task.family)
+        rec = self.family_arm(fam)
+        regime = {"num_envs": self.num_envs, "rollout_len": self.rollout_len} if self.num_envs and self.rollout_len else {}
+        if fam == "tabular" and cfg.optimizer == "sgd":
+            cfg = cfg.replace(learning_rate=float(self.learning_rate), **regime)
+        elif rec is not None:
+            cfg = cfg.replace(
+                optimizer=rec.optimizer, learning_rate=float(rec.learning_rate), max_grad_norm=rec.max_grad_norm,
+                adam_eps_root=1e-8 if rec.optimizer == "adam" else 0.0, **regime,  # as in its meta-training lifetimes
+            )
+        if fam not in self.recorded_families:
+            _notice_once(
+                f"this LPG rule was meta-trained on {'/'.join(self.recorded_families)} agents only; "
+                f"task {task.name!r} trains a {fam} agent with A2C's optimiser ({cfg.optimizer}, lr {cfg.learning_rate:g})"
+            )
         return cfg
 
     def with_arm(self, learning_rate=None, alpha_y=None) -> "LPG":
         """This rule with other agent hyperparameters (the same meta-parameters): a bandit arm's
-        learning rate and/or α_y, each a number or an array (traced inside a meta-step)."""
+        learning rate (the lookup-table agents' SGD rate) and/or α_y, each a number or an array
+        (traced inside a meta-step). A given α_y applies to every agent family (it replaces the
+        families' recorded α_y)."""
         def value(v, old):  # numbers (Python or NumPy) are stored as floats, as before; arrays as they are
             return old if v is None else (v if isinstance(v, jax.Array) else float(v))
-        return dataclasses.replace(self, learning_rate=value(learning_rate, self.learning_rate), alpha_y=value(alpha_y, self.alpha_y))
+        fams = self.families if alpha_y is None else tuple(dataclasses.replace(f, alpha_y=None) for f in self.families)
+        return dataclasses.replace(self, learning_rate=value(learning_rate, self.learning_rate), alpha_y=value(alpha_y, self.alpha_y), families=fams)
 
     def with_regime(self, num_envs: int, rollout_len: int, lifetime_updates: int) -> "LPG":
         """This rule recording the meta-training regime it is trained for."""
@@ -346,13 +454,15 @@ class LPG(AbstractUpdateRule):
             cfg["td_lambda"] = float(self.td_lambda)
         if self.num_envs:
             cfg["regime"] = {"num_envs": self.num_envs, "rollout_len": self.rollout_len, "lifetime_updates": self.lifetime_updates}
+        if self.families:
+            cfg["families"] = {f.family: f.to_json() for f in self.families}
         return cfg
 
     @classmethod
     def from_config(cls, config: dict, *, key=None) -> "LPG":
         """A rule with this config (random network weights from `key`). Configs written before
         the `variant` and `regime` fields existed load as LPG with no recorded regime."""
-        known = {"hidden_size", "prediction_dim", "cell", "embed_size", "gamma", "alpha_y", "learning_rate", "variant", "td_lambda", "regime", "stop_pi_input", "temporal"}
+        known = {"hidden_size", "prediction_dim", "cell", "embed_size", "gamma", "alpha_y", "learning_rate", "variant", "td_lambda", "regime", "stop_pi_input", "temporal", "families"}
         unknown = set(config) - known
         if unknown:
             raise ValueError(f"LPG config has unknown fields {sorted(unknown)}")
@@ -362,6 +472,10 @@ class LPG(AbstractUpdateRule):
         regime = config.get("regime") or {}
         if set(regime) - {"num_envs", "rollout_len", "lifetime_updates"}:
             raise ValueError(f"LPG config: regime has unknown fields {sorted(set(regime) - {'num_envs', 'rollout_len', 'lifetime_updates'})}")
+        families = config.get("families") or {}
+        if not isinstance(families, dict):
+            raise ValueError(f"LPG config: families must map agent families to their arms, got {families!r}")
+        fams = _families(families)
         key = jax.random.PRNGKey(0) if key is None else key
         net = LPGNetwork(
             int(config.get("hidden_size", 256)),
@@ -382,4 +496,5 @@ class LPG(AbstractUpdateRule):
             int(regime.get("lifetime_updates", 0)),
             float(config.get("td_lambda", 0.95)),
             bool(config.get("stop_pi_input", False)),
+            fams,
         )

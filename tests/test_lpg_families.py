@@ -1,0 +1,160 @@
+"""Agent families in LPG: one-hot MLP agents on index observations, per-family optimisers and bandit
+arms in the meta-training lifetimes, what a saved rule records per family and how
+`LPG.default_config` and the agent loss use it, and a meta-training run stopped by its time
+budget."""
+
+from __future__ import annotations
+
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from learned_rl import load_rule, save_rule, tasks
+from learned_rl._agent import AgentConfig, agent_family, make_agent
+from learned_rl.meta import TruncatedMetaGradient
+from learned_rl.meta._run import run_meta_train
+from learned_rl.rules._lpg import LPG, FamilyArm, LPGNetwork
+
+TINY = dict(lifetimes_per_task=2, num_envs=4, rollout_len=8, lifetime_updates=12, inner_steps=3, learning_rates=(10.0, 20.0), alpha_ys=(0.5,))
+RECORDS = {
+    "tabular": {"optimizer": "sgd", "learning_rate": 20.0, "alpha_y": 0.5, "max_grad_norm": 0.5, "learning_rates": [10.0, 20.0], "alpha_ys": [0.5, 1.0]},
+    "mlp": {"optimizer": "adam", "learning_rate": 3e-4, "alpha_y": 0.1, "max_grad_norm": 1.0, "learning_rates": [1e-4, 3e-4], "alpha_ys": [0.1, 1.0]},
+}
+
+
+def _rule(**kw):
+    return LPG(LPGNetwork(8, 4, key=jax.random.PRNGKey(0)), **kw)
+
+
+def test_mlp_agent_on_one_hot_indices():
+    task = tasks.make("gridworld/dense")
+    agent = make_agent(task, AgentConfig(torso="mlp", hidden=(16,), activation="relu"), prediction_dim=4, value=False, key=jax.random.PRNGKey(0))
+    assert agent_family(agent) == "mlp" and agent.torso.one_hot == task.num_states
+    assert agent.torso.layers[0].weight.shape == (16, task.num_states)
+    out = jax.vmap(agent)(jnp.arange(3, dtype=jnp.int32))
+    assert out.logits.shape == (3, task.num_actions) and out.y_logits.shape == (3, 4)
+    # each index reads its own column of the first layer: the features differ between states
+    feats = jax.vmap(agent.torso)(jnp.arange(3, dtype=jnp.int32))
+    assert not np.allclose(feats[0], feats[1])
+    np.testing.assert_allclose(feats[2], jax.nn.relu(agent.torso.layers[0].weight[:, 2] + agent.torso.layers[0].bias), rtol=1e-6)
+    assert agent_family(make_agent(task, AgentConfig(), key=jax.random.PRNGKey(0))) == "tabular"
+    assert agent_family(make_agent(tasks.make("Breakout-MinAtar"), AgentConfig(), key=jax.random.PRNGKey(0))) == "cnn"
+    with pytest.raises(ValueError, match="cnn"):
+        make_agent(task, AgentConfig(torso="cnn"), key=jax.random.PRNGKey(0))
+
+
+def test_lifetimes_train_each_family_with_its_optimiser_and_arms():
+    ts = [tasks.make("chain/short"), tasks.make("chain/distractor")]  # lookup table; MLP (22-bit vectors)
+    est = TruncatedMetaGradient(**TINY, neural_learning_rates=(1e-4, 1e-3, 3e-3)).bind(ts)
+    prob = est.problem
+    assert [prob.family(t) for t in ts] == ["tabular", "mlp"]
+    assert prob._train_config(ts[0]).optimizer == "sgd" and prob._train_config(ts[0]).max_grad_norm == 0.5
+    assert prob._train_config(ts[1]).optimizer == "adam" and prob._train_config(ts[1]).max_grad_norm == 1.0
+    assert prob.arms_for(ts[0]) == [(10.0, 0.5), (20.0, 0.5)]
+    assert prob.arms_for(ts[1]) == [(1e-4, 0.5), (1e-3, 0.5), (3e-3, 0.5)]
+    rule = _rule()
+    state = est.init(rule, ts, key=jax.random.PRNGKey(1))
+    assert [b.counts.shape[0] for b in state.bandits] == [2, 3]  # one bandit per task over its family's arms
+    for g, t in zip(state.groups, ts):  # every lifetime's optimiser runs at its arm's learning rate
+        lrs = np.asarray([lr for lr, _ in prob.arms_for(t)], np.float32)[np.asarray(g.arm)]
+        np.testing.assert_allclose(np.asarray(optax.tree_utils.tree_get(g.learner.opt_state, "learning_rate")), lrs)
+    # index observations into one-hot MLPs: the same chain becomes an MLP lifetime
+    est2 = TruncatedMetaGradient(**TINY, index_torso="mlp").bind(ts[:1])
+    assert est2.problem.family(ts[0]) == "mlp" and est2.problem._train_config(ts[0]).agent.torso == "mlp"
+    records = prob.family_records(state)
+    assert set(records) == {"tabular", "mlp"} and records["mlp"]["optimizer"] == "adam"
+    assert records["mlp"]["learning_rate"] in (1e-4, 1e-3, 3e-3) and records["tabular"]["learning_rate"] in (10.0, 20.0)
+    with pytest.raises(ValueError, match="index_torso"):
+        TruncatedMetaGradient(**TINY, index_torso="cnn")
+    with pytest.raises(ValueError, match="neural_learning_rates"):
+        TruncatedMetaGradient(**TINY, neural_learning_rates=(0.0,))
+
+
+def test_rule_records_families_round_trip_and_default_config_uses_them(tmp_path, capsys):
+    rule = _rule(learning_rate=20.0, alpha_y=0.5).with_families(RECORDS)
+    assert rule.recorded_families == ("tabular", "mlp")
+    save_rule(tmp_path / "r.eqx", rule)
+    back = load_rule(tmp_path / "r.eqx")
+    assert back.families == rule.families and back.config() == rule.config()
+    cfg = back.default_config(tasks.make("random_gridworld/small"))  # a recorded neural family
+    assert (cfg.optimizer, cfg.learning_rate, cfg.max_grad_norm) == ("adam", 3e-4, 1.0)
+    assert capsys.readouterr().err == ""
+    tab = back.default_config(tasks.make("gridworld/dense"))
+    assert (tab.optimizer, tab.learning_rate) == ("sgd", 20.0)
+    # a family it never met: A2C's optimiser, and a one-line notice, once
+    back.default_config(tasks.make("Breakout-MinAtar"))
+    back.default_config(tasks.make("Breakout-MinAtar"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("notice:") and "cnn" in err[0] and "tabular/mlp" in err[0]
+    # a rule saved before families were recorded counts as meta-trained on lookup tables
+    old = _rule()
+    assert old.recorded_families == ("tabular",) and "families" not in old.config()
+    assert LPG.from_config(old.config()).families == ()
+    for bad, needle in [({"rnn": RECORDS["mlp"]}, "unknown agent family"), ({"mlp": {**RECORDS["mlp"], "optimizer": "lbfgs"}}, "optimizer"),
+                        ({"mlp": {**RECORDS["mlp"], "learning_rate": -1}}, "non-positive"), ({"mlp": {"optimizer": "adam"}}, "numeric"),
+                        ({"mlp": {**RECORDS["mlp"], "momentum": 0.9}}, "unknown fields")]:
+        with pytest.raises(ValueError, match=needle):
+            LPG.from_config({**rule.config(), "families": bad})
+
+
+def test_agent_loss_uses_the_agent_familys_alpha_y():
+    task = tasks.make("chain/short")
+    rule = _rule(alpha_y=0.5).with_families(RECORDS)
+    key = jax.random.PRNGKey(0)
+    mlp = make_agent(task, AgentConfig(torso="mlp", hidden=(8,)), prediction_dim=4, value=False, key=key)
+    table = make_agent(task, AgentConfig(), prediction_dim=4, value=False, key=key)
+    assert rule.alpha_y_for(mlp) == 0.1 and rule.alpha_y_for(table) == 0.5
+    assert rule.with_arm(alpha_y=0.7).alpha_y_for(mlp) == 0.7  # an explicit α_y applies to every family
+
+    from learned_rl._learner import TrainConfig, init
+    from learned_rl._rollout import collect
+
+    st = init(rule, task, TrainConfig(total_steps=64, num_envs=4, rollout_len=8, agent=AgentConfig(torso="mlp", hidden=(8,))), key=key)
+    _, traj, _ = collect(st.agent, task.env, st.env_params, st.env, 8, key=key)
+    pi_hat, yl = rule.targets(st.agent, traj)
+    loss, m = rule.agent_loss(st.agent, traj, pi_hat, yl)
+    np.testing.assert_allclose(float(loss), float(m["pg_loss"] + 0.1 * m["kl_y"]), rtol=1e-6)
+
+
+def test_meta_train_stops_at_its_time_budget_and_saves_family_records(tmp_path):
+    out = tmp_path / "run"
+    sets = {**TINY, "hidden_size": 8, "prediction_dim": 4, "agent_hidden": [8]}
+    meta = run_meta_train("lpg", "chain/short,chain/distractor", steps=10_000, out=out, progress=False, log_every=2,
+                          preset_overrides=sets, max_seconds=1e-3)
+    assert meta["meta_steps"] == 1  # the budget ran out during the first (compiling) step
+    assert (out / "checkpoint.eqx").exists() and (out / "rule.eqx").exists()
+    rule = load_rule(out / "rule.eqx")
+    assert set(rule.recorded_families) == {"tabular", "mlp"}
+    assert rule.family_arm("mlp").optimizer == "adam" and rule.learning_rate in TINY["learning_rates"]
+    assert meta["timing"]["compile_and_first_s"] > 0
+    # --resume continues it (to 3 meta-steps here)
+    meta2 = run_meta_train("lpg", "chain/short,chain/distractor", steps=3, out=out, progress=False, log_every=2, preset_overrides=sets, resume=True)
+    assert meta2["meta_steps"] == 3
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["2", "3"] and any(c.startswith("arm_prob/chain/distractor/lr0.0001_") for c in rows[0].split(","))
+    with pytest.raises(ValueError, match="max_seconds"):
+        run_meta_train("lpg", "chain/short", out=tmp_path / "x", progress=False, max_seconds=0)
+
+
+def test_meta_gradient_through_adam_lifetimes_is_finite():
+    """An MLP lifetime trained by Adam: the meta-gradient through its K Adam steps stays finite
+    (with eps_root = 0 the derivative of √v at v = 0 made it NaN wherever a parameter's gradient
+    is exactly zero, and every such lifetime was reset each meta-step)."""
+    from learned_rl.meta import MetaTrainConfig
+    from learned_rl.meta._meta_train import make_meta_step, meta_init
+
+    ts = [tasks.make("chain/distractor")]
+    est = TruncatedMetaGradient(**{**TINY, "lifetime_updates": 50}).bind(ts)
+    assert est.problem._train_config(ts[0]).adam_eps_root > 0
+    cfg = MetaTrainConfig(steps=2)
+    state = meta_init(_rule(), ts, est, cfg, key=jax.random.PRNGKey(1))
+    step = make_meta_step(est, cfg)
+    for _ in range(2):
+        state, m = step(state)
+        assert float(m["agent_resets"]) == 0 and int(m["skipped"]) == 0
+        assert np.isfinite(float(m["grad_norm"])) and float(m["grad_norm"]) > 0
