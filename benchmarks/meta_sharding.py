@@ -81,13 +81,9 @@ def main():
     args = ap.parse_args()
     if args.worker is not None:
         return _worker(args)
-    sets = {}
-    for item in args.set:
-        k, _, v = item.partition("=")
-        try:
-            sets[k] = json.loads(v)
-        except json.JSONDecodeError:
-            sets[k] = v
+    from learned_rl._cli import _parse_sets
+
+    sets = _parse_sets(args.set)
     rows = []
     for n in [int(x) for x in args.devices.split(",")]:
         env = dict(os.environ)

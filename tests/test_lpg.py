@@ -221,7 +221,7 @@ def test_estimator_rejects_bad_sizes():
     with pytest.raises(ValueError):
         TruncatedMetaGradient(num_envs=0)
     with pytest.raises(ValueError, match="Unknown preset"):
-        run_meta_train("lpg", "chain/short", preset="gpu", out="/nonexistent/x")
+        run_meta_train("lpg", "chain/short", preset="tpu-pod", out="/nonexistent/x")
 
 
 @pytest.mark.slow

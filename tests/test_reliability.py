@@ -228,7 +228,7 @@ def test_diverged_lifetime_is_reset_counted_and_left_out_of_the_meta_gradient():
     [
         (["meta-train", "lpx", "--tasks", "chain/short"], "invalid choice"),
         (["meta-train", "lpg", "--tasks", "chain/shrt"], "chain/short"),
-        (["meta-train", "lpg", "--tasks", "chain/short", "--preset", "gpu"], "Unknown preset 'gpu'"),
+        (["meta-train", "lpg", "--tasks", "chain/short", "--preset", "tpu-pod"], "Unknown preset 'tpu-pod'"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--bogus"], "unrecognized arguments"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--steps", "0"], "--steps must be positive"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--steps", "-3"], "--steps must be positive"),
@@ -288,7 +288,7 @@ def test_bad_python_api_input_raises_before_any_compilation():
         (ValueError, "longer than a lifetime", lambda: TruncatedMetaGradient(inner_steps=10, lifetime_updates=5)),
         (ValueError, "num_envs must be a positive integer", lambda: TruncatedMetaGradient(num_envs=0)),
         (ValueError, "unknown rule kind 'lpx'", lambda: run_meta_train("lpx", "chain/short", out="/nonexistent/x")),
-        (ValueError, "Unknown preset 'gpu'", lambda: run_meta_train("lpg", "chain/short", preset="gpu", out="/nonexistent/x")),
+        (ValueError, "Unknown preset 'tpu-pod'", lambda: run_meta_train("lpg", "chain/short", preset="tpu-pod", out="/nonexistent/x")),
         (ValueError, "gridworld/dense", lambda: run_meta_train("lpg", "gridworld/dens", out="/nonexistent/x")),
         (ValueError, "'lifetime_updates' must be a positive integer", lambda: run_meta_train("lpg", "chain/short", preset_overrides={"lifetime_updates": -1}, out="/nonexistent/x")),
         (ValueError, "longer than a lifetime", lambda: run_meta_train("lpg", "chain/short", preset_overrides={"inner_steps": 50, "lifetime_updates": 5}, out="/nonexistent/x")),

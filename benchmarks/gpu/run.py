@@ -131,15 +131,10 @@ def markdown(results: dict) -> str:
 
 
 def stage_meta(s: Session, args, seconds: float) -> Path | None:
+    from learned_rl._cli import _parse_sets
     from learned_rl.meta._run import run_meta_train
 
-    overrides = {}
-    for item in args.set:
-        k, _, v = item.partition("=")
-        try:
-            overrides[k] = json.loads(v)
-        except json.JSONDecodeError:
-            overrides[k] = v
+    overrides = _parse_sets(args.set)
     work = Path(args.resume_from) if args.resume_from else Path(args.work) / "meta_run"
     init = None if args.init_rule in ("none", "") or args.resume_from else args.init_rule
     s.log(f"meta: {args.tasks}, preset {args.preset}, overrides {overrides}, init {init}, {seconds:.0f} s, run dir {work}")
