@@ -1,4 +1,4 @@
-"""The GPU session script (benchmarks/gpu/run.py) runs end to end on a CPU with tiny sizes: every
+"""The GPU script (benchmarks/gpu/run.py) runs end to end on a CPU with tiny sizes: every
 stage writes its figures, the meta-trained rule loads with its agent families recorded, and the
 output directory holds no more files than a remote machine hands back."""
 

@@ -1,4 +1,4 @@
-"""One GPU session, prepared to the minute: LPG meta-training on the whole LPG distribution, the
+"""One GPU run, prepared to the minute: LPG meta-training on the whole LPG distribution, the
 rule's transfer to unseen tasks against A2C, and a many-seed PPO sweep timing, each stage inside
 its share of a wall-clock budget, writing what it finished to `--out` as it goes.
 
@@ -62,7 +62,7 @@ def parse(argv=None):
     return p.parse_args(argv)
 
 
-class Session:
+class Outputs:
     """The output directory, the log and results.json, and the budget's clock."""
 
     def __init__(self, out: Path, budget_s: float):
@@ -92,7 +92,7 @@ class Session:
 
 
 def markdown(results: dict) -> str:
-    lines = ["# GPU session results", ""]
+    lines = ["# GPU run results", ""]
     env = results.get("environment", {})
     if env:
         lines += [f"Machine: {env.get('device', '?')}; jax {env.get('jax', '?')}; {env.get('date', '')}", ""]
@@ -130,7 +130,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def stage_meta(s: Session, args, seconds: float) -> Path | None:
+def stage_meta(s: Outputs, args, seconds: float) -> Path | None:
     from learned_rl._cli import _parse_sets
     from learned_rl.meta._run import run_meta_train
 
@@ -167,7 +167,7 @@ def stage_meta(s: Session, args, seconds: float) -> Path | None:
     return s.out / "lpg_all_gpu.eqx"
 
 
-def stage_transfer(s: Session, args, rule_paths: list[Path], deadline: float) -> None:
+def stage_transfer(s: Outputs, args, rule_paths: list[Path], deadline: float) -> None:
     import jax
     import numpy as np
 
@@ -223,7 +223,7 @@ def stage_transfer(s: Session, args, rule_paths: list[Path], deadline: float) ->
     s.save()
 
 
-def stage_sweep(s: Session, args) -> None:
+def stage_sweep(s: Outputs, args) -> None:
     import numpy as np
 
     from learned_rl import tasks as task_registry
@@ -260,7 +260,7 @@ def main(argv=None) -> int:
         import tempfile
 
         args.work = tempfile.mkdtemp(prefix="learned_rl_gpu_")
-    s = Session(Path(args.out), 60.0 * args.budget_min)
+    s = Outputs(Path(args.out), 60.0 * args.budget_min)
     import jax
 
     dev = jax.devices()[0]

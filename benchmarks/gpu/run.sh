@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU session script on a machine that has python3 with jax (CUDA), equinox, optax and flax but
+# The GPU script on a machine that has python3 with jax (CUDA), equinox, optax and flax but
 # not the rest of learned-rl's dependencies: install the wheels carried in .whl/ (made here by
 # benchmarks/gpu/wheels.sh; nothing comes from the network), then run benchmarks/gpu/run.py.
 #   bash benchmarks/gpu/run.sh OUT_DIR [run.py flags]
