@@ -4,7 +4,9 @@
 (e.g. ``lpo_gridworld_dense``) returns an LPO rule: PPO with a drift meta-trained by evolution
 strategies on that task (the task name with ``/`` and ``-`` replaced by ``_``); ``ta_lpo_<task>``
 a temporally-aware LPO rule (TA-LPO; its drift also reads n/N), and ``ta_lpg_tabular`` a
-temporally-aware LPG rule meta-trained by evolution strategies over whole lifetimes. See the README for the commands
+temporally-aware LPG rule meta-trained by evolution strategies over whole lifetimes, and ``lpg_mlp``
+the LPG rule fine-tuned from ``lpg_tabular`` with MLP agents trained by Adam (one-hot
+``gridworld/dense``, ``random_gridworld/small``). See the README for the commands
 that produced them, their cost and their results.
 """
 
