@@ -22,6 +22,12 @@ from ._agent import Agent, AgentConfig, make_agent
 from ._rollout import EnvCarry, collect, reset_envs
 
 
+OPTIMIZERS = ("adam", "sgd", "rmsprop")  # TrainConfig.optimizer
+# Adam's eps_root where a meta-gradient flows through Adam steps (LPG's lifetimes, and agents trained
+# with a rule meta-trained that way): d√v/dv is infinite at v = 0 (see TrainConfig.adam_eps_root)
+DIFFERENTIABLE_ADAM_EPS_ROOT = 1e-8
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Inner-training configuration.
@@ -69,7 +75,7 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {v!r}")
-        if self.optimizer not in ("adam", "sgd", "rmsprop"):
+        if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"TrainConfig.optimizer must be adam|sgd|rmsprop, got {self.optimizer!r}")
         if not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
             raise ValueError(f"TrainConfig.learning_rate must be positive, got {self.learning_rate!r}")

@@ -19,6 +19,7 @@ import dataclasses
 import math
 from typing import Any, ClassVar
 
+from .._learner import OPTIMIZERS
 from ..rules._lpg import LPG
 from ..rules._lpo import make_lpo
 from ._es import EvolutionStrategies
@@ -145,7 +146,7 @@ class LPGPreset(Preset):
     neural_max_grad_norm: float = 1.0
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
-        "index_torso": ("tabular", "mlp"), "neural_optimizer": ("adam", "rmsprop", "sgd"),
+        "index_torso": ("tabular", "mlp"), "neural_optimizer": OPTIMIZERS,
         "variant": ("y", "v"), "regularizer": ("paper", "logits"), "cell": ("lstm", "gru"), "estimator": ("tmg", "es", "tes"),
         "es_strategy": ES_STRATEGIES, "ranking": ("centered", "antithetic"),
     }

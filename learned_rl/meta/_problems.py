@@ -28,7 +28,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._agent import AgentConfig, make_agent, resolve_torso
-from .._learner import LearnerState, TrainConfig, late_return, train
+from .._learner import DIFFERENTIABLE_ADAM_EPS_ROOT, OPTIMIZERS, LearnerState, TrainConfig, late_return, train
 from .._learner import init as learner_init
 from .._learner import run as learner_run
 from .._returns import normalize
@@ -269,7 +269,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
             raise ValueError(f"LPGLifetimes.neural_learning_rates must be positive, got {self.neural_learning_rates!r}")
         if self.index_torso not in ("tabular", "mlp"):
             raise ValueError(f"LPGLifetimes.index_torso must be 'tabular' or 'mlp', got {self.index_torso!r}")
-        if self.neural_optimizer not in ("adam", "rmsprop", "sgd"):
+        if self.neural_optimizer not in OPTIMIZERS:
             raise ValueError(f"LPGLifetimes.neural_optimizer must be adam|rmsprop|sgd, got {self.neural_optimizer!r}")
         if self.task_weights and ((self.tasks and len(self.task_weights) != len(self.tasks)) or not all(np.isfinite(w) and w > 0 for w in self.task_weights)):
             raise ValueError(
@@ -362,7 +362,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
             learning_rate=float(setup["learning_rates"][0]),  # each lifetime's arm replaces it
             max_grad_norm=setup["max_grad_norm"],
             agent=self._agent_config(task),
-            adam_eps_root=1e-8 if setup["optimizer"] == "adam" else 0.0,  # a finite meta-gradient where a gradient is 0
+            adam_eps_root=DIFFERENTIABLE_ADAM_EPS_ROOT if setup["optimizer"] == "adam" else 0.0,  # a finite meta-gradient where a gradient is 0
         )
 
     def _critic_optimizer(self, task):

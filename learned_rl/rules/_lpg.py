@@ -48,6 +48,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._agent import AGENT_FAMILIES, agent_family, resolve_torso
 from .._defaults import A2C_DEFAULTS, family_default
+from .._learner import DIFFERENTIABLE_ADAM_EPS_ROOT, OPTIMIZERS
 from ._base import AbstractUpdateRule, advantages_and_targets, apply_gradients, batched, batched_value, categorical_log_prob_entropy
 
 CellKind = Literal["lstm", "gru"]
@@ -208,7 +209,7 @@ class FamilyArm:
         if set(d) - known:
             raise ValueError(f"LPG config: families.{family} has unknown fields {sorted(set(d) - known)}")
         opt = d.get("optimizer")
-        if opt not in ("adam", "sgd", "rmsprop"):
+        if opt not in OPTIMIZERS:
             raise ValueError(f"LPG config: families.{family}.optimizer must be adam|sgd|rmsprop, got {opt!r}")
         try:
             lr = float(d["learning_rate"])
@@ -411,7 +412,7 @@ class LPG(AbstractUpdateRule):
         elif rec is not None:
             cfg = cfg.replace(
                 optimizer=rec.optimizer, learning_rate=float(rec.learning_rate), max_grad_norm=rec.max_grad_norm,
-                adam_eps_root=1e-8 if rec.optimizer == "adam" else 0.0, **regime,  # as in its meta-training lifetimes
+                adam_eps_root=DIFFERENTIABLE_ADAM_EPS_ROOT if rec.optimizer == "adam" else 0.0, **regime,  # as in its meta-training lifetimes
             )
         if fam not in self.recorded_families:
             _notice_once(
