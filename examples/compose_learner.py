@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from learned_rl import tasks
 from learned_rl.baselines import A2C
 from learned_rl import AbstractUpdateRule, final_return, gae, train
-from learned_rl.rules._base import batched, batched_value, log_prob_entropy
+from learned_rl.rules import batched, batched_value, log_prob_entropy
 
 
 class ReinforceWithBaseline(AbstractUpdateRule):

@@ -52,8 +52,18 @@ def _nonneg_int(s):
 DEMO_TASK = "chain/short"  # not in the shipped rule's meta-training set (lpg-tabular)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("learned-rl")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown (not installed)"
+
+
 def _build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="learned-rl", description="Discover and compare reinforcement-learning update rules.")
+    p.add_argument("--version", action="version", version=f"learned-rl {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("tasks", help="list tasks and named task sets")

@@ -123,6 +123,9 @@ def summarize(task, result: RunResult) -> dict[str, Any]:
         "env_steps": int(result.config.num_updates * result.config.steps_per_update),
         "wall_time_s": round(result.wall_time, 2),
     }
+    activity = drift_activity_summary(result.metrics)
+    if activity:
+        out["drift_activity"] = activity
     opt = optimal_returns(task, result.state)
     if opt is not None:
         frac = finals / opt
@@ -130,6 +133,28 @@ def summarize(task, result: RunResult) -> dict[str, Any]:
         out["normalized_return"] = float(np.nanmean(frac))
         out["normalized_return_stderr"] = float(np.nanstd(frac, ddof=1) / math.sqrt(n)) if n > 1 else 0.0
     return out
+
+
+DRIFT_FIGURES = ("drift_active_after", "clip_fraction_after", "approx_kl_after", "drift_mean_after")
+
+
+def drift_activity_summary(metrics: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """For a mirror-learning rule, each figure of `DRIFT_FIGURES` (after each update: the fraction
+    of samples where the drift acts, the clip fraction, the KL, the mean drift) averaged over seeds
+    and over the first, middle and last third of the run; empty for other rules."""
+    out = {}
+    for k in DRIFT_FIGURES:
+        if k in metrics:
+            thirds = np.array_split(np.asarray(metrics[k], np.float64), 3, axis=-1)
+            out[k.removesuffix("_after")] = [float(np.mean(t)) if t.size else float("nan") for t in thirds]
+    return out
+
+
+def windowed(values: np.ndarray, num_points: int) -> np.ndarray:
+    """``[seeds, updates]`` averaged over `num_points` equal windows of updates: ``[seeds, P]``."""
+    U = values.shape[-1]
+    edges = np.linspace(0, U, min(num_points, U) + 1).round().astype(int)
+    return np.stack([values[:, a:b].mean(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
 
 
 def curve_rows(result: RunResult, num_points: int = 50) -> list[dict[str, Any]]:
@@ -158,7 +183,11 @@ def plot_curves(path: Path, task_name: str, results: list[RunResult], num_points
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    drifting = [r for r in results if "drift_active_after" in r.metrics]
+    if drifting:
+        fig, (ax, ax2) = plt.subplots(2, 1, figsize=(6.4, 6.8), sharex=True, height_ratios=(3, 2))
+    else:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for r in results:
         steps, curve = learning_curve(r.metrics, num_points)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -168,11 +197,24 @@ def plot_curves(path: Path, task_name: str, results: list[RunResult], num_points
             se = np.nanstd(curve, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1)) if curve.shape[0] > 1 else np.zeros_like(mean)
         ax.plot(steps, mean, label=f"{r.rule_name} ({curve.shape[0]} seeds)")
         ax.fill_between(steps, mean - se, mean + se, alpha=0.25)
-    ax.set_xlabel("environment steps")
     ax.set_ylabel("mean episode return")
     ax.set_title(task_name)
     ax.grid(alpha=0.3)
     ax.legend()
+    if drifting:  # how much each mirror-learning rule's drift acts, after each update
+        for i, r in enumerate(drifting):
+            steps, _ = learning_curve(r.metrics, num_points)
+            color = f"C{results.index(r)}"
+            for key, style in (("drift_active_after", "-"), ("clip_fraction_after", ":")):
+                w = windowed(np.asarray(r.metrics[key]), len(steps)).mean(axis=0)
+                label = f"{r.rule_name}: {'drift active' if style == '-' else '|r − 1| > ε'}"
+                ax2.plot(steps[: len(w)], w, style, color=color, label=label)
+        ax2.set_ylabel("fraction of samples")
+        ax2.set_xlabel("environment steps")
+        ax2.grid(alpha=0.3)
+        ax2.legend(fontsize=7)
+    else:
+        ax.set_xlabel("environment steps")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -212,6 +254,13 @@ def write_results_md(path: Path, summary: dict[str, Any]) -> None:
             cell += f"{r['normalized_return']:.3f} ± {r['normalized_return_stderr']:.3f} | " if "normalized_return" in r else "– | "
         cell += f"{r['seeds']} | {r['env_steps']:,} | {r['wall_time_s']:.1f} |"
         lines.append(cell)
+    active = {n: r["drift_activity"] for n, r in rows.items() if "drift_activity" in r}
+    if active:
+        lines += ["", "How much each drift acts after an update (first / middle / last third of the run):", ""]
+        lines += ["| rule | drift active | \\|r − 1\\| > ε | KL(π_old ‖ π) |", "|---|---|---|---|"]
+        fmt = lambda xs, f: " / ".join(format(x, f) for x in xs)
+        for name, a in active.items():
+            lines.append(f"| {name} | {fmt(a['drift_active'], '.3f')} | {fmt(a['clip_fraction'], '.3f')} | {fmt(a['approx_kl'], '.2e')} |")
     for name, why in summary.get("skipped", {}).items():
         lines.append(f"\n{name}: not run ({why})")
     lines.append("\nFinal return: mean episode return over the last 10% of training, averaged over seeds (± standard error).")

@@ -106,6 +106,12 @@ def test_compare_writes_results_and_reports_rules_that_cannot_run(tmp_path, caps
     assert set(summary["results"]) == {"a2c", "dpo"}
     md = (out / "results.md").read_text()
     assert "| a2c |" in md and "| dpo |" in md and "wall time" in md and "fraction of optimal" in md
+    # the mirror-learning rule reports how much its drift acted; A2C has no drift
+    act = summary["results"]["dpo"]["drift_activity"]
+    assert set(act) == {"drift_active", "clip_fraction", "approx_kl", "drift_mean"} and all(len(v) == 3 for v in act.values())
+    assert "drift_activity" not in summary["results"]["a2c"] and "| dpo | " in md.split("How much each drift acts")[1]
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"drift_active_after", "clip_fraction_after", "approx_kl_after", "drift_active"} <= set(header)
     capsys.readouterr()
     out2 = tmp_path / "cont"
     assert main(["compare", "--task", "CartPole-v1", "--rules", "a2c,a2c", "--out", str(out2)]) == 2

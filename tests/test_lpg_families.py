@@ -75,6 +75,28 @@ def test_lifetimes_train_each_family_with_its_optimiser_and_arms():
         TruncatedMetaGradient(**TINY, neural_learning_rates=(0.0,))
 
 
+def test_task_torsos_mix_families_in_one_run():
+    """`task_torsos` gives index-observation tasks their own torso, so one run trains lookup tables
+    on some tasks and one-hot MLPs on others, with each family's optimiser and arms."""
+    from learned_rl.meta._presets import get_preset
+
+    ts = [tasks.make("chain/short"), tasks.make("chain/long"), tasks.make("chain/distractor")]
+    preset = get_preset("cpu", **TINY, task_torsos={"chain/long": "mlp"})
+    assert preset.to_json()["task_torsos"] == {"chain/long": "mlp"} and "task_torsos" not in get_preset("cpu").to_json()
+    _, est, _ = preset.build(ts, key=jax.random.PRNGKey(0))
+    prob = est.problem
+    assert [prob.family(t) for t in ts] == ["tabular", "mlp", "mlp"]
+    assert [prob._train_config(t).optimizer for t in ts] == ["sgd", "adam", "adam"]
+    assert prob._train_config(ts[1]).agent.torso == "mlp" and prob._train_config(ts[0]).agent.torso == "tabular"
+    # the override wins over index_torso both ways
+    _, est2, _ = get_preset("cpu", **TINY, index_torso="mlp", task_torsos={"chain/short": "tabular"}).build(ts[:2], key=jax.random.PRNGKey(0))
+    assert [est2.problem.family(t) for t in ts[:2]] == ["tabular", "mlp"]
+    for over, needle in [({"chain/short": "cnn"}, 'map task names to "tabular" or "mlp"'), ({"chain/nope": "mlp"}, "not meta-trained on"),
+                         ({"chain/distractor": "tabular"}, "index-observation tasks only")]:
+        with pytest.raises(ValueError, match=needle):
+            get_preset("cpu", **TINY, task_torsos=over).build(ts, key=jax.random.PRNGKey(0))
+
+
 def test_rule_records_families_round_trip_and_default_config_uses_them(tmp_path, capsys):
     rule = _rule(learning_rate=20.0, alpha_y=0.5).with_families(RECORDS)
     assert rule.recorded_families == ("tabular", "mlp")

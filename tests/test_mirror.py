@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from learned_rl import pretrained
-from learned_rl.rules import ClipDrift, DPODrift, LPODrift
+from learned_rl.rules import ClipDrift, DPODrift, LPODrift, drift_activity
 from learned_rl.rules._lpo import is_lpo, make_lpo
 
 R = jnp.concatenate([jnp.linspace(0.05, 3.0, 60), jnp.array([1.0])])
@@ -63,3 +63,43 @@ def test_dpo_matches_hand_computed_values():
     lpo = LPODrift(key=jax.random.PRNGKey(0))
     lr, a = jnp.log(jnp.array([0.5, 1.5, 2.0])), jnp.array([1.0, 1.0, -2.0])
     np.testing.assert_allclose(lpo(lr, a), jax.nn.relu(ClipDrift(0.2)(lr, a) - 1e-4), rtol=1e-6)
+
+
+def test_drift_activity_by_hand():
+    log_r = jnp.log(jnp.array([1.0, 1.5, 0.5, 1.1]))
+    adv = jnp.array([1.0, 1.0, -1.0, 1.0])
+    f = ClipDrift(0.2)(log_r, adv)  # 0, (1.5 − 1.2)·1, (0.5 − 0.8)·(−1), 0 (inside the clip)
+    act = drift_activity(f, log_r, 0.2)
+    np.testing.assert_allclose([act["drift_active"], act["drift_mean"], act["clip_fraction"]], [0.5, 0.15, 0.5], rtol=1e-6)
+    r = np.array([1.0, 1.5, 0.5, 1.1])
+    np.testing.assert_allclose(act["approx_kl"], np.mean(r - 1 - np.log(r)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("drift", [ClipDrift(0.2), DPODrift(), LPODrift(key=jax.random.PRNGKey(0))], ids=["ppo", "dpo", "lpo"])
+def test_update_reports_how_much_its_drift_acts(drift):
+    """At the behaviour policy (the first minibatch step, or an update that barely moves) every
+    activity figure is 0; a large step moves r past ε and into the drift."""
+    from learned_rl import tasks
+    from learned_rl._learner import TrainConfig, init, update_step
+    from learned_rl.rules import MirrorLearning
+
+    task = tasks.make("CartPole-v1")
+    rule = MirrorLearning(drift=drift)
+    key = jax.random.PRNGKey(0)
+    figures = ("drift_active", "drift_mean", "clip_fraction", "approx_kl")
+    for lr, moved in [(1e-9, False), (0.05, True)]:
+        cfg = TrainConfig(total_steps=4 * 64 * 8, num_envs=8, rollout_len=64, learning_rate=lr)
+        state = init(rule, task, cfg, key=key)
+        _, m = update_step(rule, task, cfg, state)
+        after = {k: float(m[f"{k}_after"]) for k in figures}
+        if moved:
+            assert after["clip_fraction"] > 0.05 and after["drift_active"] > 0.05 and after["drift_mean"] > 0 and after["approx_kl"] > 1e-3, after
+            assert 0 < float(m["clip_fraction"]) < 1 and float(m["approx_kl"]) > 0  # averaged over the minibatch steps
+        else:
+            assert after["clip_fraction"] == after["drift_active"] == 0.0 and 0 <= after["drift_mean"] < 1e-12 and abs(after["approx_kl"]) < 1e-6, after
+    # the whole-batch loss is the first minibatch step: r = 1 exactly
+    from learned_rl._rollout import collect
+
+    _, traj, _ = collect(state.agent, task.env, state.env_params, state.env, 16, key=key)
+    _, m0 = rule.loss(state.agent, traj, key=key)
+    assert all(float(m0[k]) == 0.0 for k in figures), m0

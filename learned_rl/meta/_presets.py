@@ -59,7 +59,8 @@ class Preset:
         out = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name in self.LATER and v == f.default:
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            if f.name in self.LATER and v == default:
                 continue
             out[f.name] = list(v) if isinstance(v, tuple) else (dict(v) if isinstance(v, dict) else v)
         return out
@@ -85,7 +86,9 @@ class LPGPreset(Preset):
       (task name -> weight);
     - the meta-optimiser (`MetaTrainConfig`): `meta_lr`, `max_grad_norm`, `steps`;
     - agent families (later fields): `index_torso` (tabular: lookup tables on index
-      observations; mlp: one-hot indices into an MLP), and for network agents (MLP, CNN) their
+      observations; mlp: one-hot indices into an MLP), `task_torsos` (task name -> tabular | mlp:
+      the index torso of the named tasks, so one run trains tables on some tasks and networks on
+      others), and for network agents (MLP, CNN) their
       `neural_optimizer`, bandit arms `neural_learning_rates` (× `alpha_ys`) and
       `neural_max_grad_norm`; lookup tables train by SGD with `learning_rates` and
       `agent_max_grad_norm`;
@@ -144,6 +147,7 @@ class LPGPreset(Preset):
     neural_optimizer: str = "adam"
     neural_learning_rates: tuple[float, ...] = (1e-4, 3e-4, 1e-3)
     neural_max_grad_norm: float = 1.0
+    task_torsos: dict = dataclasses.field(default_factory=dict)
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         "index_torso": ("tabular", "mlp"), "neural_optimizer": OPTIMIZERS,
@@ -153,7 +157,7 @@ class LPGPreset(Preset):
     LATER: ClassVar[tuple[str, ...]] = (
         "gae_lambda", "critic_lr", "critic_lr_tabular", "agent_hidden", "agent_max_grad_norm", "bandit_temperature", "bandit_bonus", "bandit_window",
         "temporal", "min_lifetime_updates", "estimator", "es_strategy", "population", "sigma", "ranking", "es_learning_rate",
-        "index_torso", "neural_optimizer", "neural_learning_rates", "neural_max_grad_norm",
+        "index_torso", "neural_optimizer", "neural_learning_rates", "neural_max_grad_norm", "task_torsos",
     )
 
     def __post_init__(self):
@@ -218,6 +222,12 @@ class LPGPreset(Preset):
         unknown = sorted(set(self.task_weights) - set(names))
         if unknown:
             raise ValueError(f"preset field 'task_weights' names tasks that are not meta-trained on: {unknown} (tasks: {', '.join(names)})")
+        unknown = sorted(set(self.task_torsos) - set(names))
+        if unknown:
+            raise ValueError(f"preset field 'task_torsos' names tasks that are not meta-trained on: {unknown} (tasks: {', '.join(names)})")
+        not_index = sorted(t.name for t in tasks if t.name in self.task_torsos and t.obs_kind != "index")
+        if not_index:
+            raise ValueError(f"preset field 'task_torsos' chooses the torso of index-observation tasks only; {not_index} observe vectors or images")
         lo, hi = self.lifetime_range()
         problem = LPGLifetimes(
             **{k: getattr(self, k) for k in ESTIMATOR_FIELDS},
@@ -228,6 +238,7 @@ class LPGPreset(Preset):
             index_torso=self.index_torso, neural_optimizer=self.neural_optimizer,
             neural_learning_rates=tuple(float(x) for x in self.neural_learning_rates), neural_max_grad_norm=self.neural_max_grad_norm,
             task_weights=tuple(float(self.task_weights.get(n, 1.0)) for n in names) if self.task_weights else (),
+            task_torsos=tuple(sorted(self.task_torsos.items())),
         )
         est = (TruncatedES(problem, sigma=self.sigma) if self.estimator == "tes" else TruncatedMetaGradient(problem)).bind(tasks)
         return rule, est, cfg
@@ -253,6 +264,9 @@ def _check_field(name: str, value, default) -> None:
     elif name in LPGPreset.CHOICES:
         if value not in LPGPreset.CHOICES[name]:
             raise ValueError(f"{bad} must be {' or '.join(map(repr, LPGPreset.CHOICES[name]))}, got {value!r}")
+    elif name == "task_torsos":
+        if not (isinstance(value, dict) and all(isinstance(k, str) and v in ("tabular", "mlp") for k, v in value.items())):
+            raise ValueError(f'{bad} must map task names to "tabular" or "mlp", e.g. {{"gridworld/dense": "mlp"}}, got {value!r}')
     elif isinstance(default, dict):
         ok = isinstance(value, dict) and all(isinstance(k, str) and _is_real(w) and w > 0 for k, w in value.items())
         if not ok:

@@ -240,6 +240,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
     neural_optimizer: str = eqx.field(static=True, default="adam")
     neural_learning_rates: tuple[float, ...] = eqx.field(static=True, default=(1e-4, 3e-4, 1e-3))
     neural_max_grad_norm: float = eqx.field(static=True, default=1.0)
+    task_torsos: tuple[tuple[str, str], ...] = eqx.field(static=True, default=())
     tasks: tuple = eqx.field(static=True, default=())
     return_scales: tuple[float, ...] = eqx.field(static=True, default=())
     task_weights: tuple[float, ...] = eqx.field(static=True, default=())
@@ -269,6 +270,8 @@ class LPGLifetimes(AbstractTruncatedProblem):
             raise ValueError(f"LPGLifetimes.neural_learning_rates must be positive, got {self.neural_learning_rates!r}")
         if self.index_torso not in ("tabular", "mlp"):
             raise ValueError(f"LPGLifetimes.index_torso must be 'tabular' or 'mlp', got {self.index_torso!r}")
+        if not all(len(p) == 2 and p[1] in ("tabular", "mlp") for p in self.task_torsos):
+            raise ValueError(f"LPGLifetimes.task_torsos must be (task name, 'tabular' | 'mlp') pairs, got {self.task_torsos!r}")
         if self.neural_optimizer not in OPTIMIZERS:
             raise ValueError(f"LPGLifetimes.neural_optimizer must be adam|rmsprop|sgd, got {self.neural_optimizer!r}")
         if self.task_weights and ((self.tasks and len(self.task_weights) != len(self.tasks)) or not all(np.isfinite(w) and w > 0 for w in self.task_weights)):
@@ -291,7 +294,7 @@ class LPGLifetimes(AbstractTruncatedProblem):
 
     def family(self, task) -> str:
         """The agent family a lifetime of `task` trains: ``"tabular"`` (lookup tables; index
-        observations unless `index_torso` is ``"mlp"``), ``"cnn"`` (MinAtar images) or ``"mlp"``."""
+        observations unless `task_torsos` or `index_torso` say ``"mlp"``), ``"cnn"`` (MinAtar images) or ``"mlp"``."""
         return resolve_torso(self._agent_config(task), task.obs_kind, task.family)
 
     def family_setup(self, family: str) -> dict:
@@ -349,7 +352,8 @@ class LPGLifetimes(AbstractTruncatedProblem):
 
     def _agent_config(self, task) -> AgentConfig:
         if task.obs_kind == "index":
-            return AgentConfig(torso="tabular") if self.index_torso == "tabular" else AgentConfig(torso="mlp", hidden=self.agent_hidden, activation="relu")
+            torso = dict(self.task_torsos).get(task.name, self.index_torso)
+            return AgentConfig(torso="tabular") if torso == "tabular" else AgentConfig(torso="mlp", hidden=self.agent_hidden, activation="relu")
         return AgentConfig(hidden=self.agent_hidden, activation="relu")
 
     def _train_config(self, task) -> TrainConfig:

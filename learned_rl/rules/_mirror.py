@@ -54,17 +54,41 @@ class ClipDrift(AbstractDrift):
         return jax.nn.relu((r - jnp.clip(r, 1.0 - self.epsilon, 1.0 + self.epsilon)) * advantage)
 
 
+ACTIVE_DRIFT = 1e-6  # f(r, A) above this counts as an active drift (`drift_activity`)
+
+
+def drift_values(drift: AbstractDrift, log_ratio: Float[Array, "..."], advantage: Float[Array, "..."], fraction=None) -> Float[Array, "..."]:
+    """f(r, A) per sample (a temporal drift also gets `fraction`, n/N)."""
+    if drift.temporal:
+        if fraction is None:
+            raise ValueError(f"a temporal drift ({type(drift).__name__}) needs the fraction n/N of the training budget spent")
+        return drift(log_ratio, advantage, fraction)
+    return drift(log_ratio, advantage)
+
+
 def mirror_objective(
     drift: AbstractDrift, log_ratio: Float[Array, "..."], advantage: Float[Array, "..."], fraction=None
 ) -> Float[Array, ""]:
     """The mirror-learning objective to *maximise*: ``mean(r·A − f(r, A))`` (a temporal drift
     also gets `fraction`, n/N)."""
+    return jnp.mean(jnp.exp(log_ratio) * advantage - drift_values(drift, log_ratio, advantage, fraction))
+
+
+def drift_activity(drift_value: Float[Array, "..."], log_ratio: Float[Array, "..."], epsilon: float) -> dict[str, Array]:
+    """How much a drift acts on a batch: ``drift_active`` (fraction of samples with
+    f(r, A) > `ACTIVE_DRIFT`), ``drift_mean`` (mean f), ``clip_fraction`` (fraction with
+    |r − 1| > ε) and ``approx_kl`` (mean of (r − 1) − log r, an estimate of KL(π_old ‖ π)).
+
+    PPO's clip and LPO's drift are exactly 0 inside their trust region; DPO's is smooth and
+    positive wherever r has moved with A (about ((r−1)A)³ / 3α² there), so the threshold counts a
+    DPO sample only once its drift is no longer negligible (|r − 1|·|A| above about 0.02)."""
     r = jnp.exp(log_ratio)
-    if drift.temporal:
-        if fraction is None:
-            raise ValueError(f"a temporal drift ({type(drift).__name__}) needs the fraction n/N of the training budget spent")
-        return jnp.mean(r * advantage - drift(log_ratio, advantage, fraction))
-    return jnp.mean(r * advantage - drift(log_ratio, advantage))
+    return {
+        "drift_active": jnp.mean((drift_value > ACTIVE_DRIFT).astype(jnp.float32)),
+        "drift_mean": jnp.mean(drift_value),
+        "clip_fraction": jnp.mean((jnp.abs(r - 1.0) > epsilon).astype(jnp.float32)),
+        "approx_kl": jnp.mean((r - 1.0) - log_ratio),
+    }
 
 
 class DPODrift(AbstractDrift):
@@ -144,7 +168,13 @@ class MirrorLearning(AbstractUpdateRule):
     """The mirror-learning rule: PPO's machinery (GAE, epochs × minibatches, per-minibatch advantage
     normalisation, clipped value loss, entropy bonus) around the objective ``E[r·A − f(r, A)]`` with
     a pluggable `drift` f. With `ClipDrift` it is PPO-clip (`learned_rl.baselines.PPO`); with
-    `DPODrift` it is DPO, with `LPODrift` LPO. Per-family defaults: `PPO_DEFAULTS`."""
+    `DPODrift` it is DPO, with `LPODrift` LPO. Per-family defaults: `PPO_DEFAULTS`.
+
+    Every update reports how much the drift acted (`drift_activity`): ``drift_active``,
+    ``drift_mean``, ``clip_fraction`` and ``approx_kl`` averaged over its minibatch steps (the first
+    of which sees r = 1), and the same four on the whole batch after the last step, suffixed
+    ``_after`` (advantages normalised over the whole batch). The clip fraction counts
+    |r − 1| > ε with the drift's ε (PPO's 0.2 for drifts without one, such as DPO's)."""
 
     name: ClassVar[str] = "mirror"
     action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete", "continuous"})
@@ -196,7 +226,8 @@ class MirrorLearning(AbstractUpdateRule):
         logp, entropy = log_prob_entropy(out, mb["action"])
         log_ratio = logp - mb["log_prob"]
         adv = normalize(mb["adv"])
-        objective = mirror_objective(self.drift, log_ratio, adv, fraction)
+        drift = drift_values(self.drift, log_ratio, adv, fraction)
+        objective = jnp.mean(jnp.exp(log_ratio) * adv - drift)
         if self.clip_value is None:
             v_loss = 0.5 * jnp.mean((out.value - mb["target"]) ** 2)
         else:
@@ -206,8 +237,23 @@ class MirrorLearning(AbstractUpdateRule):
             )
         ent = jnp.mean(entropy)
         loss = -objective + self.vf_coef * v_loss - self.ent_coef * ent
-        approx_kl = jnp.mean((jnp.exp(log_ratio) - 1) - log_ratio)
-        return loss, {"loss": loss, "policy_objective": objective, "value_loss": v_loss, "entropy": ent, "approx_kl": approx_kl}
+        activity = jax.lax.stop_gradient(drift_activity(drift, log_ratio, self.clip_epsilon))
+        return loss, {"loss": loss, "policy_objective": objective, "value_loss": v_loss, "entropy": ent, **activity}
+
+    @property
+    def clip_epsilon(self) -> float:
+        """The ε of ``clip_fraction``: the drift's own, or PPO's 0.2."""
+        return getattr(self.drift, "epsilon", 0.2)
+
+    def activity_after(self, agent, batch, fraction=None) -> dict[str, Array]:
+        """`drift_activity` of `agent` on a whole flattened batch (see `_batch`), keys suffixed
+        ``_after``: how far an update has moved the policy, and how much of the batch the drift
+        then acts on."""
+        logp, _ = log_prob_entropy(batched(agent, batch["obs"]), batch["action"])
+        log_ratio = logp - batch["log_prob"]
+        adv = normalize(batch["adv"])
+        act = drift_activity(drift_values(self.drift, log_ratio, adv, fraction), log_ratio, self.clip_epsilon)
+        return {f"{k}_after": v for k, v in act.items()}
 
     def loss(self, agent, traj, *, key, progress=None):
         """The PPO loss on the whole trajectory as one minibatch (the first gradient step)."""
@@ -241,7 +287,8 @@ class MirrorLearning(AbstractUpdateRule):
         (agent, opt_state), metrics = jax.lax.scan(
             epoch, (agent, opt_state), jax.random.split(key, self.num_epochs)
         )
-        return agent, opt_state, jax.tree.map(jnp.mean, metrics)
+        after = jax.lax.stop_gradient(self.activity_after(agent, batch, fraction))
+        return agent, opt_state, {**jax.tree.map(jnp.mean, metrics), **after}
 
     def default_config(self, task) -> TrainConfig:
         return family_default(PPO_DEFAULTS, task, type(self).__name__)

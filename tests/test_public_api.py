@@ -1,0 +1,38 @@
+"""What a user imports is public: the examples and every document import no private module
+(`learned_rl._x`, `learned_rl.rules._x`, ...), and the names they need are exported."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PRIVATE = re.compile(r"learned_rl(?:\.[A-Za-z]\w*)*\._\w+")
+
+
+def test_examples_and_documents_name_no_private_module():
+    files = sorted((ROOT / "examples").glob("*.py")) + [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
+    hits = [f"{f.relative_to(ROOT)}:{i}: {m.group(0)}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1) for m in PRIVATE.finditer(line)]
+    assert not hits, "private modules named where users read:\n" + "\n".join(hits)
+
+
+def test_public_names():
+    import learned_rl
+    from learned_rl import meta, rules
+
+    for name in ("compare", "transfer", "make_rule", "run_seeds", "seed_keys", "RunResult", "iqm", "stratified_bootstrap_ci", "train", "load_rule", "pretrained"):
+        assert callable(getattr(learned_rl, name)) or name == "pretrained", name
+    for name in ("make_lpo", "batched", "batched_value", "log_prob_entropy", "drift_activity", "MirrorLearning", "DPODrift"):
+        assert callable(getattr(rules, name)), name
+    assert callable(meta.run_meta_train)
+    # the CLI's rule names and seeding are the Python API's: the same seed gives the same keys
+    assert learned_rl.make_rule("dpo").drift.name == "dpo"
+    assert (learned_rl.seed_keys(3, 2)[1] == learned_rl.seed_keys(3, 5)[1]).all()
+
+
+def test_version():
+    out = subprocess.run([sys.executable, "-m", "learned_rl", "--version"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and re.fullmatch(r"learned-rl \d+\.\d+\.\d+\S*\n", out.stdout), out
+    assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License") and (ROOT / "learned_rl" / "py.typed").exists()
