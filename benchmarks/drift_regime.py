@@ -5,7 +5,9 @@ samples where the drift acts (f(r, A) > `ACTIVE_DRIFT`), the fraction with |r �
 KL(π_old ‖ π). The two rules run on the same seeds, so their returns are paired.
 
 Run: `.venv/bin/python benchmarks/drift_regime.py [--task CartPole-v1] [--steps 100000] [--seeds 2]
-[--seed 500] [--out docs/drift_regime.json]`. Prints a markdown table; `--out` also writes the
+[--seed 500] [--points MB,EPOCHS,LR,ENVS;...] [--out FILE.json]`. `--points` replaces the grid
+(for example the task's default and one binding point, with more seeds). Prints a markdown table
+with the paired difference DPO − PPO (mean ± standard error over seeds); `--out` also writes the
 figures as JSON.
 """
 
@@ -16,6 +18,8 @@ import json
 import os
 import platform
 import time
+
+import math
 
 import numpy as np
 
@@ -34,13 +38,20 @@ def main():
     ap.add_argument("--steps", type=int, default=100_000)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--seed", type=int, default=500)
+    ap.add_argument("--points", default=None, help="MB,EPOCHS,LR,ENVS points separated by ';' (default: the built-in grid)")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
+    grid = GRID
+    if args.points:
+        try:
+            grid = [(int(a), int(b), float(c), int(d)) for a, b, c, d in (p.split(",") for p in args.points.split(";"))]
+        except ValueError:
+            raise SystemExit(f"error: --points must be MB,EPOCHS,LR,ENVS separated by ';', got {args.points!r}") from None
     task = tasks.make(args.task)
     base = PPO().default_config(task)
     rows = []
     start = time.time()
-    for mb, ep, lr, envs in GRID:
+    for mb, ep, lr, envs in grid:
         cfg = base.replace(total_steps=args.steps, learning_rate=lr, num_envs=envs)
         row = {"minibatches": mb, "epochs": ep, "learning_rate": lr, "envs": envs}
         for name, rule in (("ppo", PPO(num_minibatches=mb, num_epochs=ep)), ("dpo", PPO(drift=DPODrift(), num_minibatches=mb, num_epochs=ep))):
@@ -48,6 +59,8 @@ def main():
             s = summarize(task, res)
             act = {k: float(np.mean(v)) for k, v in drift_activity_summary(res.metrics).items()}
             row[name] = {"final_returns": s["final_returns"], "final_return_mean": s["final_return_mean"], **act}
+        diff = np.asarray(row["dpo"]["final_returns"]) - np.asarray(row["ppo"]["final_returns"])
+        row["dpo_minus_ppo"] = [float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else float("nan")]
         rows.append(row)
         p, d = row["ppo"], row["dpo"]
         print(f"mb {mb:>2} ep {ep:>2} lr {lr:.1e} envs {envs:>2}: ppo {p['final_return_mean']:7.1f} clip {p['clip_fraction']:.3f} kl {p['approx_kl']:.1e} | "
@@ -57,12 +70,13 @@ def main():
         f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}. Drift figures: after each update, on the whole batch, averaged over the run."
     )
     print("\n" + header + "\n")
-    print("| minibatches × epochs | lr | envs | PPO return | PPO \\|r−1\\|>ε | PPO KL | DPO return | DPO drift active | DPO \\|r−1\\|>ε | DPO KL |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| minibatches × epochs | lr | envs | PPO return | PPO \\|r−1\\|>ε | PPO KL | DPO return | DPO drift active | DPO \\|r−1\\|>ε | DPO KL | DPO − PPO (paired) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         p, d = r["ppo"], r["dpo"]
         print(f"| {r['minibatches']} × {r['epochs']} | {r['learning_rate']:g} | {r['envs']} | {p['final_return_mean']:.1f} | {p['clip_fraction']:.3f} | "
-              f"{p['approx_kl']:.1e} | {d['final_return_mean']:.1f} | {d['drift_active']:.3f} | {d['clip_fraction']:.3f} | {d['approx_kl']:.1e} |")
+              f"{p['approx_kl']:.1e} | {d['final_return_mean']:.1f} | {d['drift_active']:.3f} | {d['clip_fraction']:.3f} | {d['approx_kl']:.1e} | "
+              f"{r['dpo_minus_ppo'][0]:+.1f} ± {r['dpo_minus_ppo'][1]:.1f} |")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"header": header, "rows": rows}, f, indent=1)

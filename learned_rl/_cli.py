@@ -52,6 +52,12 @@ def _nonneg_int(s):
 DEMO_TASK = "chain/short"  # not in the shipped rule's meta-training set (lpg-tabular)
 
 
+SET_HELP = (
+    "replace a hyperparameter of the rule (num_minibatches, num_epochs, gamma, gae_lambda, ent_coef, ...) or of its "
+    "TrainConfig (learning_rate, num_envs, rollout_len, optimizer, max_grad_norm, anneal_lr, ...); repeatable"
+)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -75,6 +81,7 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seeds", type=_positive_int("--seeds"), default=3, help="number of seeds, vmapped (default 3)")
     t.add_argument("--seed", type=_nonneg_int, default=0, help="base seed (default 0)")
     t.add_argument("--out", default=None, help="output directory (default runs/<rule>-<task>)")
+    t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=SET_HELP)
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     m = sub.add_parser("meta-train", help="meta-train a learned rule (writes rule.eqx, checkpoints, metrics.csv, curves.png)")
@@ -111,6 +118,7 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", type=_positive_int("--seeds"), default=3)
     c.add_argument("--seed", type=_nonneg_int, default=0)
     c.add_argument("--out", default=None, help="output directory (default runs/compare-<task>)")
+    c.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=SET_HELP + " (applied to every rule that has the field)")
     c.add_argument("--no-progress", action="store_true")
 
     tr = sub.add_parser("transfer", help="compare a rule with A2C on every task of a suite (A2C-normalised returns, IQM)")
@@ -185,7 +193,10 @@ def _cmd_train(args) -> int:
     from ._experiment import compare
 
     out = _out_dir(args, f"runs/{args.rule.replace(':', '-').replace('/', '_')}-{args.task.replace('/', '_')}")
-    _, _, summary = compare(args.task, [args.rule], steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress, extra_config={"command": "train", "seed": args.seed})
+    _, _, summary = compare(
+        args.task, [args.rule], steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress,
+        extra_config={"command": "train", "seed": args.seed}, sets=_parse_sets(args.set),
+    )
     _print_table(summary)
     print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png, results.md")
     return 0
@@ -196,7 +207,10 @@ def _cmd_compare(args) -> int:
 
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     out = _out_dir(args, f"runs/compare-{args.task.replace('/', '_')}")
-    _, _, summary = compare(args.task, rules, steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress, extra_config={"command": "compare", "seed": args.seed})
+    _, _, summary = compare(
+        args.task, rules, steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress,
+        extra_config={"command": "compare", "seed": args.seed}, sets=_parse_sets(args.set),
+    )
     _print_table(summary)
     for name, why in summary.get("skipped", {}).items():
         print(f"{name}: not run ({why})")

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from learned_rl._cli import main
@@ -181,3 +182,25 @@ def test_output_into_a_closed_pipe_ends_quietly():
     r = subprocess.run(f"{sys.executable} -m learned_rl tasks | head -1", shell=True, capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "Tasks:"
     assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
+
+
+def test_set_replaces_rule_and_config_hyperparameters(tmp_path, capsys):
+    """`--set` reaches the rule (num_minibatches) and its TrainConfig (learning_rate), changes what
+    is trained, is recorded in config.json, and bad fields or values are one-line errors."""
+    base = ["train", "--rule", "ppo", "--task", "CartPole-v1", "--steps", "2048", "--seeds", "2", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--out", str(tmp_path / "b"), "--set", "num_minibatches=16", "--set", "learning_rate=0.003"]) == 0
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert cfg["sets"] == {"num_minibatches": 16, "learning_rate": 0.003}
+    assert cfg["rule_fields"]["ppo"]["num_minibatches"] == 16 and cfg["rules"]["ppo"]["learning_rate"] == 0.003
+    kl = lambda d: np.mean([float(r["approx_kl_after"]) for r in csv.DictReader(open(tmp_path / d / "metrics.csv"))])
+    assert kl("b") > 3 * kl("a")  # 16 minibatch steps per epoch at 12× the learning rate move the policy further
+    capsys.readouterr()
+    for sets, needle in [(["bogus=1"], "no rule in ppo and no TrainConfig has the fields ['bogus']"),
+                         (["num_minibatches=2.5"], "--set num_minibatches: expected a value like 4"),
+                         (["total_steps=10"], "use --steps"), (["learning_rate=-1"], "learning_rate must be positive")]:
+        out = tmp_path / "bad"
+        assert main([*base, "--out", str(out), *[x for s in sets for x in ("--set", s)]]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+        assert not out.exists()
