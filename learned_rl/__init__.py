@@ -11,8 +11,12 @@ Public API (implementation lives in private modules):
   `MetaTrainConfig`: meta-training (more in `learned_rl.meta`).
 - `load_rule`, `save_rule`, `pretrained.load(name)`: learned-rule files; `make_rule(name)`: a
   rule by the name the CLI uses (``a2c``, ``ppo``, ``dpo``, ``lpg:NAME_OR_PATH``, ``lpo:...``).
+- `run_meta_train`: what ``learned-rl meta-train`` runs (presets, checkpoints, ``--resume``).
 - `run_seeds`, `seed_keys`, `RunResult`: S vmapped seeds of a rule on a task, seeded as the CLI
   seeds them; `compare`, `transfer`: what the CLI's ``compare`` and ``transfer`` run.
+- `evaluate`: evaluation episodes of a trained agent (sampled or greedy), apart from training;
+  `load_agents(run_dir)`: the agents `train` and `compare` save (`agents.eqx`), `evaluate_run`:
+  what ``learned-rl evaluate RUN_DIR`` runs.
 - `iqm`, `stderr`, `stratified_bootstrap_ci`, `normalized_score`: the statistics of the reports.
 """
 
@@ -38,7 +42,29 @@ from ._rules_io import load_rule as load_rule, save_rule as save_rule
 from .meta import MetaTrainConfig as MetaTrainConfig, TruncatedMetaGradient as TruncatedMetaGradient, meta_train as meta_train
 from .rules import LPG as LPG, LPGNetwork as LPGNetwork
 from . import pretrained as pretrained
-from ._experiment import RunResult as RunResult, compare as compare, run_seeds as run_seeds, seed_keys as seed_keys
-from ._registry import make_rule as make_rule
 from ._stats import iqm as iqm, normalized_score as normalized_score, stderr as stderr, stratified_bootstrap_ci as stratified_bootstrap_ci
-from ._transfer import transfer as transfer
+
+# The experiment layer imports the tasks, and importing gymnax starts the XLA backend, which
+# `learned-rl meta-train --distributed` must initialise first (jax.distributed.initialize): its
+# public names are imported on first use.
+_EXPERIMENT = {
+    "RunResult": "_experiment", "compare": "_experiment", "run_seeds": "_experiment", "seed_keys": "_experiment",
+    "make_rule": "_registry", "transfer": "_transfer", "run_meta_train": "meta._run",
+    "evaluate": "_evaluate", "evaluate_run": "_evaluate", "load_agents": "_evaluate", "save_agents": "_evaluate",
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPERIMENT:
+        raise AttributeError(f"module 'learned_rl' has no attribute {name!r}")
+    from . import _evaluate, _experiment, _registry, _transfer
+    from .meta import _run
+
+    mods = {"_experiment": _experiment, "_registry": _registry, "_transfer": _transfer, "_evaluate": _evaluate, "meta._run": _run}
+    value = getattr(mods[_EXPERIMENT[name]], name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPERIMENT])

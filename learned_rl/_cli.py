@@ -142,6 +142,12 @@ def _build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--rules", default="ppo,dpo", help="comma-separated: ppo,dpo,lpo:PATH_OR_PRETRAINED")
     ad.add_argument("--out", default="runs/analyse-drift")
 
+    ev = sub.add_parser("evaluate", help="evaluation episodes of the agents a train or compare run saved (sampled and greedy)")
+    ev.add_argument("run_dir", help="a run directory written by `train` or `compare` (holds agents.eqx)")
+    ev.add_argument("--episodes", type=_positive_int("--episodes"), default=16, help="episodes per seed (default 16)")
+    ev.add_argument("--seed", type=_nonneg_int, default=0, help="evaluation seed (default 0)")
+    ev.add_argument("--max-steps", type=_positive_int("--max-steps"), default=None, help="episode cap (default: the environment's)")
+
     d = sub.add_parser("demo", help="the main demo: the shipped LPG rule vs A2C on a task it was not meta-trained on")
     d.add_argument("--rule", default="lpg:lpg_tabular")
     d.add_argument("--task", default=DEMO_TASK)
@@ -215,6 +221,22 @@ def _cmd_compare(args) -> int:
     for name, why in summary.get("skipped", {}).items():
         print(f"{name}: not run ({why})")
     print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png, results.md")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from ._evaluate import evaluate_run
+
+    rep = evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps)
+    print(f"\nTask: {rep['task']}, {rep['episodes']} evaluation episodes per seed")
+    head = f"{'rule':<24}{'sampled':>20}{'greedy':>20}{'greedy IQM [95% CI]':>30}"
+    print(head)
+    print("-" * len(head))
+    for name, r in rep["rules"].items():
+        s, g = r["sampled"], r["greedy"]
+        ci = f"{g['iqm']:.2f} [{g['iqm_ci95'][0]:.2f}, {g['iqm_ci95'][1]:.2f}]"
+        print(f"{name:<24}{s['mean']:>12.2f} ± {s['stderr']:<5.2f}{g['mean']:>12.2f} ± {g['stderr']:<5.2f}{ci:>30}")
+    print(f"\nWrote {args.run_dir}/evaluation.json")
     return 0
 
 
@@ -349,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-        return {"tasks": _cmd_tasks, "train": _cmd_train, "compare": _cmd_compare, "meta-train": _cmd_meta_train, "demo": _cmd_demo, "transfer": _cmd_transfer, "analyse": _cmd_analyse}[args.command](args)
+        return {"tasks": _cmd_tasks, "train": _cmd_train, "compare": _cmd_compare, "meta-train": _cmd_meta_train, "demo": _cmd_demo, "evaluate": _cmd_evaluate, "transfer": _cmd_transfer, "analyse": _cmd_analyse}[args.command](args)
     except _UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._evaluate import save_agents
 from ._io import atomic_write, write_csv, write_json
 from ._learner import LearnerState, TrainConfig, final_return, init, learning_curve, run
 from ._registry import make_rule
@@ -221,8 +222,9 @@ def plot_curves(path: Path, task_name: str, results: list[RunResult], num_points
 
 
 def write_run(out: Path, task, results: list[RunResult], extra_config: dict[str, Any] | None = None, skipped: dict[str, str] | None = None) -> dict[str, Any]:
-    """Write config.json, metrics.csv, summary.json and curves.png for one or more rules; `skipped`
-    (rule -> why it could not run) goes into summary.json."""
+    """Write config.json, metrics.csv, summary.json, curves.png and agents.eqx (the final agents,
+    `learned_rl.load_agents`) for one or more rules; `skipped` (rule -> why it could not run) goes
+    into summary.json."""
     out.mkdir(parents=True, exist_ok=True)
     config = {
         "task": task.name,
@@ -237,6 +239,7 @@ def write_run(out: Path, task, results: list[RunResult], extra_config: dict[str,
         summary["skipped"] = skipped
     write_json(out / "summary.json", summary)
     plot_curves(out / "curves.png", task.name, results)
+    save_agents(out, task, results)
     return summary
 
 
@@ -314,7 +317,7 @@ def apply_sets(rule, config: TrainConfig, sets: dict[str, Any]):
 
 def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: int, out: Path, progress: bool, extra_config=None, sets: dict[str, Any] | None = None):
     """Validate everything, then train each rule (S vmapped seeds each) and write one run
-    directory: config.json, metrics.csv, summary.json, curves.png and results.md.
+    directory: config.json, metrics.csv, summary.json, curves.png, agents.eqx and results.md.
 
     A rule that cannot run on the task (`rule.check_task`: LPG on continuous actions, say) is
     reported in `summary.json` under ``"skipped"`` and in results.md, not crashed on; an unknown

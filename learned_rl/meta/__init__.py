@@ -8,4 +8,4 @@ from ._meta_train import MetaState as MetaState, MetaTrainConfig as MetaTrainCon
 from ._es import ESState as ESState, EvolutionStrategies as EvolutionStrategies, centered_ranks as centered_ranks
 from ._evosax import EvosaxStrategy as EvosaxStrategy
 from ._sharding import constrain_population as constrain_population
-from ._run import run_meta_train as run_meta_train
+
