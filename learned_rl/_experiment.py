@@ -18,7 +18,7 @@ import numpy as np
 
 from ._evaluate import save_agents
 from ._io import atomic_write, write_csv, write_json
-from ._learner import LearnerState, TrainConfig, final_return, init, learning_curve, run
+from ._learner import CONFIG_FIELDS, LearnerState, TrainConfig, apply_overrides, final_return, init, learning_curve, run, settable_rule_fields
 from ._registry import make_rule
 from .tasks import make as make_task
 
@@ -270,51 +270,6 @@ def write_results_md(path: Path, summary: dict[str, Any]) -> None:
     atomic_write(path, "\n".join(lines) + "\n")
 
 
-CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("total_steps", "agent"))
-
-
-def _settable_rule_fields(rule) -> dict[str, Any]:
-    """A rule's scalar hyperparameters (numbers, booleans, None): what ``--set`` may replace."""
-    out = {}
-    for f in dataclasses.fields(rule):
-        v = getattr(rule, f.name)
-        if v is None or isinstance(v, (bool, int, float)):
-            out[f.name] = v
-    return out
-
-
-def apply_sets(rule, config: TrainConfig, sets: dict[str, Any]):
-    """`(rule, config, used)` with each ``FIELD: value`` of `sets` applied where the field exists:
-    a `TrainConfig` field (not `total_steps`, which is ``--steps``, nor `agent`) or a scalar field
-    of the rule (``num_minibatches``, ``gamma``, ``ent_coef``, ...). A value must have the field's
-    kind (an integer for an integer field; a number for a float field, or null where None is
-    allowed); the rule's and the config's own checks then run. `used` names the fields applied."""
-    rule_fields = _settable_rule_fields(rule)
-    rule_sets, cfg_sets = {}, {}
-    for k, v in sets.items():
-        if k in CONFIG_FIELDS:
-            cfg_sets[k] = v
-            current = getattr(config, k)
-        elif k in rule_fields:
-            rule_sets[k] = v
-            current = rule_fields[k]
-        else:
-            continue
-        ok = (
-            (v is None and current is None) or (isinstance(current, bool) and isinstance(v, bool))
-            or (isinstance(current, int) and not isinstance(current, bool) and isinstance(v, int) and not isinstance(v, bool))
-            or ((isinstance(current, float) or current is None) and isinstance(v, (int, float)) and not isinstance(v, bool))
-            or (isinstance(current, str) and isinstance(v, str))
-        )
-        if not ok:
-            raise ValueError(f"--set {k}: expected a value like {current!r}, got {v!r}")
-    if rule_sets:
-        rule = dataclasses.replace(rule, **{k: float(v) if isinstance(rule_fields[k], float) else v for k, v in rule_sets.items()})
-    if cfg_sets:
-        config = config.replace(**{k: float(v) if isinstance(getattr(config, k), float) else v for k, v in cfg_sets.items()})
-    return rule, config, sorted(rule_sets) + sorted(cfg_sets)
-
-
 def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: int, out: Path, progress: bool, extra_config=None, sets: dict[str, Any] | None = None):
     """Validate everything, then train each rule (S vmapped seeds each) and write one run
     directory: config.json, metrics.csv, summary.json, curves.png, agents.eqx and results.md.
@@ -324,7 +279,8 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
     rule name or a broken rule file is an error before anything runs.
 
     `sets` (``--set FIELD=VALUE``) replaces hyperparameters of every rule that has the field, or of
-    every rule's `TrainConfig` (`apply_sets`); a field no rule and no config has is an error.
+    every rule's `TrainConfig` (`learned_rl._learner.apply_overrides`); a field no rule and no
+    config has is an error.
     """
     if not rule_names:
         raise ValueError("no rules given")
@@ -347,7 +303,7 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
                 raise
             skipped[name] = str(e)
             continue
-        rule, config, applied = apply_sets(rule, config, sets)  # a bad value is an error, not a skipped rule
+        rule, config, applied = apply_overrides(rule, config, sets, prefix="--set ")  # a bad value is an error, not a skipped rule
         used.update(applied)
         plans.append((name, rule, config))
     if not plans:
@@ -356,7 +312,7 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
     if unknown:
         raise ValueError(f"--set: no rule in {','.join(rule_names)} and no TrainConfig has the fields {unknown} (config fields: {', '.join(CONFIG_FIELDS)})")
     if sets:
-        extra_config = {**(extra_config or {}), "sets": sets, "rule_fields": {n: _settable_rule_fields(r) for n, r, _ in plans}}
+        extra_config = {**(extra_config or {}), "sets": sets, "rule_fields": {n: settable_rule_fields(r) for n, r, _ in plans}}
     results = [
         run_seeds(rule, task, config, num_seeds=seeds, seed=seed, rule_name=name, progress=progress)
         for name, rule, config in plans

@@ -358,3 +358,51 @@ def final_return(metrics: dict[str, Any], fraction: float = 0.1) -> np.ndarray:
     rs = np.asarray(metrics["return_sum"], np.float64)
     n = np.asarray(metrics["episodes"], np.float64)
     return np.asarray(late_return(rs, n, fraction), np.float64)
+
+
+# ------------------------------------------------------------------ hyperparameter overrides
+
+CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("total_steps", "agent"))
+
+
+def settable_rule_fields(rule) -> dict[str, Any]:
+    """A rule's scalar hyperparameters (numbers, booleans, None): what ``--set`` may replace."""
+    out = {}
+    for f in dataclasses.fields(rule):
+        v = getattr(rule, f.name)
+        if v is None or isinstance(v, (bool, int, float)):
+            out[f.name] = v
+    return out
+
+
+def apply_overrides(rule, config: "TrainConfig", sets: dict[str, Any], *, prefix: str = ""):
+    """`(rule, config, used)` with each ``FIELD: value`` of `sets` applied where the field exists
+    (``--set`` of `train`/`compare`, the LPO preset's `overrides`):
+    a `TrainConfig` field (not `total_steps`, which is ``--steps``, nor `agent`) or a scalar field
+    of the rule (``num_minibatches``, ``gamma``, ``ent_coef``, ...). A value must have the field's
+    kind (an integer for an integer field; a number for a float field, or null where None is
+    allowed); the rule's and the config's own checks then run. `used` names the fields applied."""
+    rule_fields = settable_rule_fields(rule)
+    rule_sets, cfg_sets = {}, {}
+    for k, v in sets.items():
+        if k in CONFIG_FIELDS:
+            cfg_sets[k] = v
+            current = getattr(config, k)
+        elif k in rule_fields:
+            rule_sets[k] = v
+            current = rule_fields[k]
+        else:
+            continue
+        ok = (
+            (v is None and current is None) or (isinstance(current, bool) and isinstance(v, bool))
+            or (isinstance(current, int) and not isinstance(current, bool) and isinstance(v, int) and not isinstance(v, bool))
+            or ((isinstance(current, float) or current is None) and isinstance(v, (int, float)) and not isinstance(v, bool))
+            or (isinstance(current, str) and isinstance(v, str))
+        )
+        if not ok:
+            raise ValueError(f"{prefix}{k}: expected a value like {current!r}, got {v!r}")
+    if rule_sets:
+        rule = dataclasses.replace(rule, **{k: float(v) if isinstance(rule_fields[k], float) else v for k, v in rule_sets.items()})
+    if cfg_sets:
+        config = config.replace(**{k: float(v) if isinstance(getattr(config, k), float) else v for k, v in cfg_sets.items()})
+    return rule, config, sorted(rule_sets) + sorted(cfg_sets)

@@ -273,4 +273,16 @@ def test_presets_are_typed_every_field_is_settable_and_round_trips():
     assert isinstance(est, EvolutionStrategies) and isinstance(est.problem, TrainingRuns)
     assert (est.problem.final_fraction, est.max_nan_fraction, est.population) == (0.2, 0.25, 4)
     es_fields = {f.name for f in dataclasses.fields(EvolutionStrategies)} | {f.name for f in dataclasses.fields(TrainingRuns)}
-    assert es_fields - {"problem", "tasks", "configs", "scales"} <= set(LPOPreset.field_names()), es_fields - set(LPOPreset.field_names())
+    # config_overrides is the TrainConfig half of the preset's `overrides`
+    assert es_fields - {"problem", "tasks", "configs", "scales", "config_overrides"} <= set(LPOPreset.field_names()), es_fields - set(LPOPreset.field_names())
+    # `overrides`: the inner runs' hyperparameters, the rule's on the rule and the config's on each run's TrainConfig
+    o = get_lpo_preset("cpu", population=4, inner_steps=20480, overrides={"num_minibatches": 8, "num_epochs": 10, "learning_rate": 1e-3, "num_envs": 16})
+    assert LPOPreset.from_json(json.loads(json.dumps(o.to_json()))) == o and "overrides" not in q.to_json()
+    rule, est, _ = o.build([tasks.make("CartPole-v1")], key=jax.random.PRNGKey(0))
+    assert (rule.num_minibatches, rule.num_epochs) == (8, 10)
+    run_cfg = est.problem.configs[0]
+    assert (run_cfg.learning_rate, run_cfg.num_envs, run_cfg.total_steps) == (1e-3, 16, 20480)
+    for bad, needle in [({"bogus": 1}, "neither fields of the rule nor of TrainConfig"), ({"num_epochs": 2.5}, "num_epochs: expected a value like 4"),
+                        ({"learning_rate": -1.0}, "learning_rate must be positive")]:
+        with pytest.raises(ValueError, match=needle):
+            get_lpo_preset("cpu", overrides=bad).build([tasks.make("CartPole-v1")], key=jax.random.PRNGKey(0))

@@ -19,7 +19,7 @@ import dataclasses
 import math
 from typing import Any, ClassVar
 
-from .._learner import OPTIMIZERS
+from .._learner import CONFIG_FIELDS, OPTIMIZERS, TrainConfig, apply_overrides
 from ..rules._lpg import LPG
 from ..rules._lpo import make_lpo
 from ._es import EvolutionStrategies
@@ -345,7 +345,10 @@ class LPOPreset(Preset):
     `temporal` (TA-LPO: the drift reads ``[x, (n/N)·x]``), `es_strategy` (``openes``: ours, or
     evosax's ``snes``, ``pgpe``, ``cma_es``, ``open_es``; see `make_es`), `es_learning_rate` (the
     evosax strategies' mean learning rate; None: evosax's default), `ranking` (ours: centered |
-    antithetic), `horizons` and `normalize` (`TrainingRuns`). Values are checked where they are
+    antithetic), `horizons` and `normalize` (`TrainingRuns`), `overrides` (field -> value: the
+    inner runs' hyperparameters, of the rule such as ``num_minibatches`` and ``num_epochs`` or of
+    its `TrainConfig` such as ``learning_rate`` and ``num_envs``, as ``train --set`` takes them;
+    use the same values when training with the resulting rule). Values are checked where they are
     used (`EvolutionStrategies`, `EvosaxStrategy`, `TrainingRuns`, `MetaTrainConfig`) when `build`
     runs, before anything compiles. The CLI sets any field with ``--set FIELD=VALUE`` (the ES
     fields also as flags); a run's config.json holds `to_json()`."""
@@ -374,9 +377,11 @@ class LPOPreset(Preset):
     ranking: str = "centered"
     horizons: tuple[int, ...] = ()
     normalize: bool = False
+    overrides: dict = dataclasses.field(default_factory=dict)
 
     LATER: ClassVar[tuple[str, ...]] = (
         "eval_center", "final_fraction", "max_nan_fraction", "temporal", "es_strategy", "es_learning_rate", "ranking", "horizons", "normalize",
+        "overrides",
     )
 
     def __post_init__(self):
@@ -390,9 +395,17 @@ class LPOPreset(Preset):
         output layer: generation 0 is PPO when `ppo_init`), the ES strategy (`make_es`) on
         `TrainingRuns`, and the `MetaTrainConfig`."""
         rule = make_lpo(key=key, width=int(self.width), ppo_init=bool(self.ppo_init), temporal=bool(self.temporal))
+        if not isinstance(self.overrides, dict):
+            raise ValueError(f"preset field 'overrides' must map field names to values, got {self.overrides!r}")
+        cfg_sets = {k: v for k, v in self.overrides.items() if k in CONFIG_FIELDS}
+        rule_sets = {k: v for k, v in self.overrides.items() if k not in cfg_sets}
+        rule, _, used = apply_overrides(rule, TrainConfig(), rule_sets, prefix="preset field 'overrides' ")
+        unknown = sorted(set(self.overrides) - set(cfg_sets) - set(used))
+        if unknown:
+            raise ValueError(f"preset field 'overrides': {unknown} are neither fields of the rule nor of TrainConfig (TrainConfig: {', '.join(CONFIG_FIELDS)})")
         problem = TrainingRuns(
             inner_steps=self.inner_steps, seeds_per_member=self.seeds_per_member, final_fraction=self.final_fraction,
-            horizons=tuple(self.horizons), normalize=bool(self.normalize),
+            horizons=tuple(self.horizons), normalize=bool(self.normalize), config_overrides=tuple(sorted(cfg_sets.items())),
         )
         est = make_es(
             problem, strategy=self.es_strategy, population=self.population, sigma=self.sigma, sigma_decay=self.sigma_decay,

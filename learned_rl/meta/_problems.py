@@ -28,7 +28,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._agent import AgentConfig, make_agent, resolve_torso
-from .._learner import DIFFERENTIABLE_ADAM_EPS_ROOT, OPTIMIZERS, LearnerState, TrainConfig, late_return, train
+from .._learner import DIFFERENTIABLE_ADAM_EPS_ROOT, OPTIMIZERS, LearnerState, TrainConfig, apply_overrides, late_return, train
 from .._learner import init as learner_init
 from .._learner import run as learner_run
 from .._returns import normalize
@@ -550,6 +550,11 @@ def _all_finite_rows(tree, n: int) -> Array:
     return jnp.all(jnp.stack(rows), axis=0) if rows else jnp.ones((n,), bool)
 
 
+@dataclasses.dataclass(frozen=True)
+class _NoFields:
+    """A rule with no hyperparameters: `apply_overrides` then touches the `TrainConfig` only."""
+
+
 class TrainingRuns(AbstractFitnessProblem):
     """Whole training runs (whole lifetimes): the fitness of a rule on a task is the final return
     (`late_return`) of a fresh agent trained with it from scratch. LPO's inner problem, and LPG's
@@ -570,6 +575,9 @@ class TrainingRuns(AbstractFitnessProblem):
     - `normalize`: divide each task's fitness by its return scale (the optimal return of its
       default level where the task knows it, else 1), so tasks of different return ranges weigh
       alike.
+    - `config_overrides`: ``(field, value)`` pairs replacing fields of each run's `TrainConfig`
+      (`learning_rate`, `num_envs`, ...; see `learned_rl._learner.apply_overrides`). The rule's own
+      hyperparameters (`num_minibatches`, ...) are the rule's: set them on the rule.
     """
 
     inner_steps: int | None = eqx.field(static=True, default=None)
@@ -577,6 +585,7 @@ class TrainingRuns(AbstractFitnessProblem):
     final_fraction: float = eqx.field(static=True, default=0.1)
     horizons: tuple[int, ...] = eqx.field(static=True, default=())
     normalize: bool = eqx.field(static=True, default=False)
+    config_overrides: tuple[tuple[str, Any], ...] = eqx.field(static=True, default=())
     tasks: tuple = eqx.field(static=True, default=())
     configs: tuple = eqx.field(static=True, default=())
     scales: tuple[float, ...] = eqx.field(static=True, default=())
@@ -605,6 +614,11 @@ class TrainingRuns(AbstractFitnessProblem):
             raise TypeError(f"{type(rule).__name__}.default_config must return a TrainConfig")
         if self.inner_steps is not None:
             cfg = cfg.replace(total_steps=int(self.inner_steps))  # re-validated: ≥ one rollout
+        if self.config_overrides:
+            sets = dict(self.config_overrides)
+            _, cfg, used = apply_overrides(_NoFields(), cfg, sets, prefix="TrainingRuns.config_overrides ")
+            if set(sets) - set(used):
+                raise ValueError(f"TrainingRuns.config_overrides: {sorted(set(sets) - set(used))} are not TrainConfig fields")
         return cfg
 
     def validate(self, rule, tasks):
