@@ -121,6 +121,18 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=SET_HELP + " (applied to every rule that has the field)")
     c.add_argument("--no-progress", action="store_true")
 
+    sw = sub.add_parser("sweep", help="train a grid of hyperparameters × seeds as one compiled program")
+    sw.add_argument("--rule", required=True, help="a2c | ppo | dpo | lpg:... | lpo:...")
+    sw.add_argument("--task", required=True)
+    sw.add_argument("--set", action="append", default=[], metavar="FIELD=V1,V2,...", required=True,
+                    help="a swept field and its values: learning_rate, or a float field of the rule (gamma, gae_lambda, ent_coef, "
+                         "vf_coef, drift.epsilon, drift.alpha, drift.beta, ...); repeat for a grid")
+    sw.add_argument("--steps", type=_positive_int("--steps"), default=None, help="env steps per run (default: the rule's default)")
+    sw.add_argument("--seeds", type=_positive_int("--seeds"), default=3, help="seeds per point (default 3)")
+    sw.add_argument("--seed", type=_nonneg_int, default=0)
+    sw.add_argument("--out", default=None, help="output directory (default runs/sweep-<rule>-<task>)")
+    sw.add_argument("--no-progress", action="store_true")
+
     tr = sub.add_parser("transfer", help="compare a rule with A2C on every task of a suite (A2C-normalised returns, IQM)")
     tr.add_argument("--rule", required=True, help="lpg:PATH_OR_PRETRAINED (or any rule but a2c)")
     tr.add_argument("--suite", required=True, help="lpg-random | lpg-chain | minatar | a task set | NAME,NAME,...")
@@ -221,6 +233,51 @@ def _cmd_compare(args) -> int:
     for name, why in summary.get("skipped", {}).items():
         print(f"{name}: not run ({why})")
     print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png, results.md")
+    return 0
+
+
+def _parse_grid(items: list[str]) -> dict[str, list[float]]:
+    """``--set FIELD=V1,V2,...`` of `sweep`: each field's values as numbers."""
+    grid: dict[str, list[float]] = {}
+    for item in items:
+        field, eq, raw = item.partition("=")
+        field = field.strip()
+        if not eq or not field:
+            raise ValueError(f"--set expects FIELD=V1,V2,..., got {item!r}")
+        if field in grid:
+            raise ValueError(f"--set {field} given twice")
+        try:
+            values = [float(v) for v in raw.split(",")]
+        except ValueError:
+            raise ValueError(f"--set {field}: values must be numbers separated by commas, got {raw!r}") from None
+        if len(set(values)) != len(values):
+            raise ValueError(f"--set {field}: repeated values in {raw!r}")
+        grid[field] = values
+    return grid
+
+
+def _cmd_sweep(args) -> int:
+    from ._experiment import run_sweep, write_sweep
+    from ._registry import make_rule
+    from .tasks import make as make_task
+
+    grid = _parse_grid(args.set)
+    task = make_task(args.task)
+    rule = make_rule(args.rule)
+    rule.check_task(task)
+    config = rule.default_config(task)
+    if args.steps is not None:
+        config = config.replace(total_steps=args.steps)
+    out = _out_dir(args, f"runs/sweep-{args.rule.replace(':', '-').replace('/', '_')}-{args.task.replace('/', '_')}")
+    result = run_sweep(rule, task, config, grid, num_seeds=args.seeds, seed=args.seed, rule_name=args.rule, progress=not args.no_progress)
+    summary = write_sweep(out, task, result, {"command": "sweep", "seed": args.seed})
+    print(f"\nSweep of {args.rule} on {task.name}: {len(result.points)} points × {args.seeds} seeds in one program, {result.wall_time:.1f} s")
+    names = list(grid)
+    print("  ".join(f"{n:>14}" for n in names) + f"{'final return':>24}")
+    for r in summary["points"]:
+        mark = "  <- best" if r["point"] == summary["best"] else ""
+        print("  ".join(f"{r['point'][n]:>14g}" for n in names) + f"{r['final_return_mean']:>15.2f} ± {r['final_return_stderr']:<6.2f}{mark}")
+    print(f"\nWrote {out}/config.json, sweep.json, results.md, sweep.png")
     return 0
 
 
@@ -371,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-        return {"tasks": _cmd_tasks, "train": _cmd_train, "compare": _cmd_compare, "meta-train": _cmd_meta_train, "demo": _cmd_demo, "evaluate": _cmd_evaluate, "transfer": _cmd_transfer, "analyse": _cmd_analyse}[args.command](args)
+        return {"tasks": _cmd_tasks, "train": _cmd_train, "compare": _cmd_compare, "meta-train": _cmd_meta_train, "demo": _cmd_demo, "evaluate": _cmd_evaluate, "sweep": _cmd_sweep, "transfer": _cmd_transfer, "analyse": _cmd_analyse}[args.command](args)
     except _UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ rules on one task (what `train`, `compare`, `demo` and `transfer` run)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 import warnings
@@ -61,28 +62,39 @@ def run_seeds(
     if num_seeds <= 0:
         raise ValueError(f"number of seeds must be positive, got {num_seeds}")
     name = rule_name or rule.name
-    U = config.num_updates
-    chunk = math.ceil(U / min(NUM_CHUNKS, U))
-    n_chunks = math.ceil(U / chunk)
     start = time.time()
 
     @eqx.filter_jit
     def init_all(rule, keys):
         return jax.vmap(lambda k: init(rule, task, config, key=k))(keys)
 
-    @eqx.filter_jit
-    def run_chunk(rule, states):
-        return jax.vmap(lambda s: run(rule, task, config, s, chunk, stop_at=U))(states)
+    def run_chunk(chunk, stop_at):
+        return eqx.filter_jit(lambda rule, states: jax.vmap(lambda s: run(rule, task, config, s, chunk, stop_at=stop_at))(states))
 
     states = init_all(rule, seed_keys(seed, num_seeds))
+    states, metrics = _run_chunked(lambda st, f: f(rule, st), run_chunk, states, config, runs=num_seeds, desc=f"{name} on {task.name}", progress=progress)
+    for k, v in metrics.items():
+        if not np.all(np.isfinite(v)) and k in ("loss",):
+            raise FloatingPointError(f"{name} on {task.name}: non-finite {k} during training")
+    return RunResult(name, config, metrics, states, time.time() - start)
+
+
+def _run_chunked(call, make_chunk, states, config: TrainConfig, *, runs: int, desc: str, progress: bool):
+    """Advance batched learner states through the whole run in `NUM_CHUNKS` compiled chunks (one
+    program, so a progress bar can advance): `make_chunk(chunk, stop_at)` builds the jitted step,
+    `call(states, step)` applies it. Returns the final states and the metrics, each ``[..., U]``
+    (the updates of every chunk joined, the overrun of the last one dropped)."""
+    U = config.num_updates
+    chunk = math.ceil(U / min(NUM_CHUNKS, U))
+    step = make_chunk(chunk, U)
     pieces = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.total_steps * num_seeds, desc=f"{name} on {task.name}", unit="step", unit_scale=True, leave=False)
-    for _ in range(n_chunks):
-        states, m = run_chunk(rule, states)
+        bar = tqdm(total=config.total_steps * runs, desc=desc, unit="step", unit_scale=True, leave=False)
+    for _ in range(math.ceil(U / chunk)):
+        states, m = call(states, step)
         m = jax.device_get(m)
         active = np.asarray(m.pop("active"))
         pieces.append((m, active))
@@ -90,15 +102,10 @@ def run_seeds(
             bar.update(int(active.sum()) * config.steps_per_update)
     if bar is not None:
         bar.close()
-    keep = np.concatenate([a[0] for _, a in pieces])
-    metrics = {
-        k: np.concatenate([np.asarray(m[k]) for m, _ in pieces], axis=1)[:, keep]
-        for k in pieces[0][0]
-    }
-    for k, v in metrics.items():
-        if not np.all(np.isfinite(v)) and k in ("loss",):
-            raise FloatingPointError(f"{name} on {task.name}: non-finite {k} during training")
-    return RunResult(name, config, metrics, states, time.time() - start)
+    keep = np.concatenate([a.reshape(-1, a.shape[-1])[0] for _, a in pieces])
+    axis = pieces[0][1].ndim - 1
+    metrics = {k: np.take(np.concatenate([np.asarray(m[k]) for m, _ in pieces], axis=axis), np.flatnonzero(keep), axis=axis) for k in pieces[0][0]}
+    return states, metrics
 
 
 def optimal_returns(task, state: LearnerState) -> np.ndarray | None:
@@ -320,3 +327,184 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
     summary = write_run(out, task, results, extra_config, skipped)
     write_results_md(out / "results.md", summary)
     return task, results, summary
+
+
+# ------------------------------------------------------------------ sweeps as one program
+
+SWEEP_CONFIG_FIELDS = ("learning_rate",)  # TrainConfig fields a sweep varies inside one program
+
+
+def _getter(path: str):
+    parts = path.split(".")
+
+    def get(obj):
+        for p in parts:
+            obj = getattr(obj, p)
+        return obj
+
+    return get
+
+
+def _replace_path(rule, path: str, value):
+    """`rule` with the field at `path` (``gamma`` or ``drift.alpha``) replaced through the
+    constructors, so every check of the rule and its parts runs on the value."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        return dataclasses.replace(rule, **{head: value})
+    return dataclasses.replace(rule, **{head: _replace_path(getattr(rule, head), rest, value)})
+
+
+def sweep_points(grid: dict[str, list[float]]) -> list[dict[str, float]]:
+    """The cartesian product of a grid ``{field: [values]}``, the last field varying fastest."""
+    names = list(grid)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """`run_sweep`'s outcome: the grid's points, metrics with leading axes ``[points, seeds]``,
+    the final states and the wall time (compile included)."""
+
+    rule_name: str
+    config: TrainConfig
+    points: list[dict[str, float]]
+    metrics: dict[str, np.ndarray]
+    state: LearnerState
+    wall_time: float
+
+
+def run_sweep(rule, task, config: TrainConfig, grid: dict[str, list[float]], *, num_seeds: int = 1, seed: int = 0,
+              rule_name: str | None = None, progress: bool = True) -> SweepResult:
+    """Train every point of a hyperparameter grid × `num_seeds` seeds as one compiled program.
+
+    `grid` maps a field to its values: ``learning_rate`` (the `TrainConfig`'s; with `anneal_lr`
+    each run anneals from its own rate), or a float hyperparameter of the rule, also inside its
+    parts (``gamma``, ``gae_lambda``, ``ent_coef``, ``vf_coef``, ``drift.epsilon``,
+    ``drift.alpha``, ...). Each point is first built and checked as an ordinary rule; inside the
+    program the values are arrays, one per point, vmapped like the seeds. Fields that change the
+    program's shape (``num_minibatches``, ``num_envs``, ...) cannot vary inside one program: run
+    them as separate sweeps. Every point uses the same seeds (`seed_keys`), so points are paired.
+    """
+    if num_seeds <= 0:
+        raise ValueError(f"number of seeds must be positive, got {num_seeds}")
+    if not grid or any(not isinstance(v, (list, tuple)) or not v for v in grid.values()):
+        raise ValueError("a sweep needs at least one field with at least one value")
+    rule_paths = [p for p in grid if p not in SWEEP_CONFIG_FIELDS]
+    for path in rule_paths:
+        try:
+            current = _getter(path)(rule)
+        except AttributeError:
+            raise ValueError(f"sweep: {type(rule).__name__} has no field {path!r} (sweepable: learning_rate and the rule's float fields)") from None
+        if isinstance(current, bool) or not isinstance(current, float):
+            raise ValueError(f"sweep: {path!r} is {current!r}, not a float hyperparameter; only floats vary inside one program "
+                             f"(a field that changes the program's shape, such as num_minibatches, needs separate runs)")
+    points = sweep_points(grid)
+    for p in points:  # every point is an ordinary, checked rule and config
+        r = rule
+        for path in rule_paths:
+            r = _replace_path(r, path, float(p[path]))
+        if "learning_rate" in p:
+            config.replace(learning_rate=float(p["learning_rate"]))
+    name = rule_name or rule.name
+    values = {path: jnp.asarray([float(p[path]) for p in points], jnp.float32) for path in rule_paths}
+    lrs = jnp.asarray([float(p.get("learning_rate", config.learning_rate)) for p in points], jnp.float32)
+    keys = seed_keys(seed, num_seeds)
+    start = time.time()
+
+    def point_rule(vals):
+        r = rule
+        for path in rule_paths:
+            r = eqx.tree_at(_getter(path), r, vals[path])
+        return r
+
+    @eqx.filter_jit
+    def init_all(vals, lrs):
+        return jax.vmap(lambda v, lr: jax.vmap(lambda k: init(point_rule(v), task, config, key=k, learning_rate=lr))(keys))(vals, lrs)
+
+    def make_chunk(chunk, stop_at):
+        return eqx.filter_jit(
+            lambda vals, states: jax.vmap(lambda v, st: jax.vmap(lambda s: run(point_rule(v), task, config, s, chunk, stop_at=stop_at))(st))(vals, states)
+        )
+
+    states = init_all(values, lrs)
+    states, metrics = _run_chunked(lambda st, f: f(values, st), make_chunk, states, config, runs=len(points) * num_seeds,
+                                   desc=f"sweep {name} on {task.name}", progress=progress)
+    return SweepResult(name, config, points, metrics, states, time.time() - start)
+
+
+def summarize_sweep(task, result: SweepResult) -> dict[str, Any]:
+    """Per point: the final return of each seed, their mean ± standard error and (mirror-learning
+    rules) the drift activity; and the best point by mean final return."""
+    rows = []
+    for i, p in enumerate(result.points):
+        m = {k: v[i] for k, v in result.metrics.items()}
+        finals = final_return(m, result.config.final_fraction)
+        row = {"point": p, "final_returns": [float(x) for x in finals], "final_return_mean": float(np.nanmean(finals)),
+               "final_return_stderr": float(np.nanstd(finals, ddof=1) / math.sqrt(len(finals))) if len(finals) > 1 else 0.0}
+        activity = drift_activity_summary(m)
+        if activity:
+            row["drift_activity"] = activity
+        rows.append(row)
+    best = int(np.nanargmax([r["final_return_mean"] for r in rows]))
+    return {"task": task.name, "rule": result.rule_name, "seeds": len(rows[0]["final_returns"]),
+            "env_steps": int(result.config.num_updates * result.config.steps_per_update),
+            "wall_time_s": round(result.wall_time, 2), "points": rows, "best": rows[best]["point"]}
+
+
+def plot_sweep(path: Path, summary: dict[str, Any]) -> None:
+    """Final return against the first swept field (log axis for positive values spanning 10× or
+    more), one line per value of the other fields, with standard-error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summary["points"]
+    names = list(rows[0]["point"])
+    x_name, others = names[0], names[1:]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault(tuple(r["point"][o] for o in others), []).append(r)
+    for key, rs in groups.items():
+        xs = [r["point"][x_name] for r in rs]
+        label = ", ".join(f"{o}={v:g}" for o, v in zip(others, key)) or None
+        ax.errorbar(xs, [r["final_return_mean"] for r in rs], yerr=[r["final_return_stderr"] for r in rs], marker="o", capsize=3, label=label)
+    xs_all = [r["point"][x_name] for r in rows]
+    if min(xs_all) > 0 and max(xs_all) >= 10 * min(xs_all):
+        ax.set_xscale("log")
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(f"final return ({summary['seeds']} seeds)")
+    ax.set_title(f"{summary['rule']} on {summary['task']}, {summary['env_steps']:,} env steps")
+    ax.grid(alpha=0.3)
+    if others:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_sweep(out: Path, task, result: SweepResult, extra_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write config.json, sweep.json, results.md (one row per point, the best marked) and
+    sweep.png for a sweep."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {"task": task.name, "rule": result.rule_name, "config": result.config.to_dict(),
+                                     "grid": {k: sorted({p[k] for p in result.points}) for k in result.points[0]}, **(extra_config or {})})
+    summary = summarize_sweep(task, result)
+    write_json(out / "sweep.json", summary)
+    names = list(result.points[0])
+    lines = [f"# {result.rule_name} on {task.name}: sweep", "",
+             f"{summary['seeds']} seeds per point (the same seeds at every point), {summary['env_steps']:,} env steps per run, "
+             f"{len(result.points)} points in one program ({summary['wall_time_s']:.1f} s, compile included).", ""]
+    head = "| " + " | ".join(names) + " | final return | drift active |"
+    lines += [head, "|" + "---|" * (len(names) + 2)]
+    for r in summary["points"]:
+        act = r.get("drift_activity", {}).get("drift_active")
+        mark = " (best)" if r["point"] == summary["best"] else ""
+        lines.append("| " + " | ".join(f"{r['point'][n]:g}" for n in names) + f" | {r['final_return_mean']:.2f} ± {r['final_return_stderr']:.2f}{mark} | "
+                     + (" / ".join(f"{a:.3f}" for a in act) if act else "–") + " |")
+    lines.append("\nFinal return: mean episode return over the last 10% of training (± standard error over seeds). "
+                 "Drift active: fraction of samples where a mirror-learning drift acts, first / middle / last third of the run.")
+    atomic_write(out / "results.md", "\n".join(lines) + "\n")
+    plot_sweep(out / "sweep.png", summary)
+    return summary

@@ -134,23 +134,23 @@ def make_optimizer(config: TrainConfig, grad_steps_per_update: int = 1, *, learn
     with its learning rate injected as a state leaf (``opt_state[-1].hyperparams``; read or set it
     with `optax.tree_utils.tree_get`/`tree_set`). `learning_rate` (a number or an array, which may
     be traced) replaces ``config.learning_rate`` in the state that `init` builds; the update reads
-    the rate from the state, so runs that differ only in it share one compiled update."""
-    if learning_rate is not None and config.anneal_lr:
-        raise ValueError("a per-run learning_rate cannot be combined with anneal_lr (the schedule is rebuilt from the config)")
+    the rate from the state, so runs that differ only in it share one compiled update.
+
+    `anneal_lr` multiplies every step by a factor that falls linearly from 1 to 0 over the run's
+    gradient steps (the three optimisers' steps are linear in the rate, so this is the rate
+    annealed linearly to 0), and the state keeps the base rate: a per-run rate anneals too."""
     base = {
         "adam": functools.partial(optax.adam, eps=1e-5, eps_root=config.adam_eps_root),
         "sgd": optax.sgd,
         "rmsprop": functools.partial(optax.rmsprop, decay=0.99, eps=1e-5),
     }[config.optimizer]
     lr: Any = config.learning_rate if learning_rate is None else learning_rate
+    parts = [optax.inject_hyperparams(base)(learning_rate=lr)]
     if config.anneal_lr:
-        lr = optax.linear_schedule(
-            config.learning_rate, 0.0, config.num_updates * grad_steps_per_update
-        )
-    opt = optax.inject_hyperparams(base)(learning_rate=lr)
-    if config.max_grad_norm is None:
-        return optax.chain(opt)
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt)
+        parts.append(optax.scale_by_schedule(optax.linear_schedule(1.0, 0.0, config.num_updates * grad_steps_per_update)))
+    if config.max_grad_norm is not None:
+        parts.insert(0, optax.clip_by_global_norm(config.max_grad_norm))
+    return optax.chain(*parts)
 
 
 class LearnerState(eqx.Module):

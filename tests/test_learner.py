@@ -208,8 +208,11 @@ def test_a_per_run_learning_rate_is_the_config_learning_rate_and_vmaps():
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
             np.testing.assert_allclose(a, c[i], rtol=1e-5, atol=1e-6)
     assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(by_config[0]), jax.tree.leaves(by_config[1])))
-    with pytest.raises(ValueError, match="anneal_lr"):
-        learner_init(rule, task, cfg.replace(anneal_lr=True), key=key, learning_rate=0.5)
+    # annealed: a per-run rate anneals from itself, exactly as a config with that rate does
+    ann = cfg.replace(anneal_lr=True)
+    for a, b in zip(jax.tree.leaves(final_agent(ann.replace(learning_rate=3.0))), jax.tree.leaves(final_agent(ann, jnp.float32(3.0)))):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(final_agent(ann, jnp.float32(3.0))), jax.tree.leaves(by_run[1])))
 
 
 def test_uniform_policy_runs_through_collect():
