@@ -12,6 +12,8 @@ Public API (implementation lives in private modules):
 - `load_rule`, `save_rule`, `pretrained.load(name)`: learned-rule files; `make_rule(name)`: a
   rule by the name the CLI uses (``a2c``, ``ppo``, ``dpo``, ``lpg:NAME_OR_PATH``, ``lpo:...``).
 - `run_meta_train`: what ``learned-rl meta-train`` runs (presets, checkpoints, ``--resume``).
+- `run_sweep`, `sweep_points`, `SweepResult`, `write_sweep`: a hyperparameter grid × seeds as one
+  compiled program (what ``learned-rl sweep`` runs).
 - `run_seeds`, `seed_keys`, `RunResult`: S vmapped seeds of a rule on a task, seeded as the CLI
   seeds them; `compare`, `transfer`: what the CLI's ``compare`` and ``transfer`` run.
 - `evaluate`: evaluation episodes of a trained agent (sampled or greedy), apart from training;
@@ -49,6 +51,7 @@ from ._stats import iqm as iqm, normalized_score as normalized_score, stderr as 
 # public names are imported on first use.
 _EXPERIMENT = {
     "RunResult": "_experiment", "compare": "_experiment", "run_seeds": "_experiment", "seed_keys": "_experiment",
+    "run_sweep": "_experiment", "sweep_points": "_experiment", "SweepResult": "_experiment", "write_sweep": "_experiment",
     "make_rule": "_registry", "transfer": "_transfer", "run_meta_train": "meta._run",
     "evaluate": "_evaluate", "evaluate_run": "_evaluate", "load_agents": "_evaluate", "save_agents": "_evaluate",
 }
