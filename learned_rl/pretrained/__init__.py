@@ -6,7 +6,8 @@ strategies on that task (the task name with ``/`` and ``-`` replaced by ``_``); 
 a temporally-aware LPO rule (TA-LPO; its drift also reads n/N), and ``ta_lpg_tabular`` a
 temporally-aware LPG rule meta-trained by evolution strategies over whole lifetimes, and ``lpg_mlp``
 the LPG rule fine-tuned from ``lpg_tabular`` with MLP agents trained by Adam (one-hot
-``gridworld/dense``, ``random_gridworld/small``). See the README for the commands
+``gridworld/dense``, ``random_gridworld/small``), and ``lpg_mix`` the LPG rule fine-tuned from
+``lpg_mlp`` with lookup tables and one-hot MLPs in one run (best on lookup tables). See the README for the commands
 that produced them, their cost and their results.
 """
 
