@@ -3,7 +3,7 @@
 Run: `.venv/bin/python benchmarks/lpg_metagrad.py [--ks 5,10,20] [--steps 10] [--rounds 3]`.
 
 For each K it builds the `cpu` preset's estimator on `lpg-tabular` (5 tasks × 4 lifetimes × 16
-envs × 20 steps) twice: with today's `LPG.update` (targets outside the agent's gradient, the y path
+envs × 20 steps) twice: with the current `LPG.update` (targets outside the agent's gradient, the y path
 kept), and with the update as it was before (the meta-network inside the inner loss on
 stop-gradient'ed inputs: the y path cut; written out below, for this comparison only). The two
 run alternately, A B A B, `--rounds` times, each round timing `--steps` meta-steps after the

@@ -203,7 +203,7 @@ def test_tests_benchmarks_examples_and_readme_import_the_installed_names():
     import re
 
     sources = [p for d in ("tests", "benchmarks", "examples") for p in (ROOT / d).rglob("*.py")]
-    texts = [(p.relative_to(ROOT), p.read_text()) for p in sources] + [(Path("README.md"), (ROOT / "README.md").read_text())]
+    texts = [(p.relative_to(ROOT), p.read_text()) for p in sources] + [(p.relative_to(ROOT), p.read_text()) for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]]
     bare = re.compile(r"^\s*(import\s+(tasks|baselines)\b|from\s+(tasks|baselines)(\.\w+)*\s+import\b|import\s+[\w., ]*(?<![.\w])(tasks|baselines)\b)", re.M)
     hits = [f"{path}:{text[: m.start()].count(chr(10)) + 1}: {m.group(0).strip()}" for path, text in texts for m in bare.finditer(text)]
     assert not hits, "bare imports of tasks/baselines:\n" + "\n".join(hits)

@@ -1,4 +1,5 @@
-"""The README is a contract: every command and Python snippet in it runs, as shown, on a tiny budget.
+"""The README is a contract: every command and Python snippet in it, and in the documents it hands
+its reference and results to (`DOCS`), runs, as shown, on a tiny budget.
 
 - Every line of a ```bash block that calls `learned-rl` runs in-process through the CLI's `main`,
   with its budget shrunk: `--steps` to two agent updates of the largest default rollout among the
@@ -26,29 +27,45 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+# the documents whose commands and snippets are tested, in the order their Python blocks run
+DOCS = [README, *(ROOT / "docs" / n for n in ("guide.md", "rules.md", "results.md", "performance.md"))]
 
 # shell lines in the README that are not ours to run: the set-up commands (CI runs `make test`
 # itself; `learned-rl demo`, what `make demo` runs, is in the list below) and plain file utilities
-NOT_OURS = ("make ", "mkdir ", "cp ", "git ")
+NOT_OURS = ("make ", "mkdir ", "cp ", "git ", "pip ")
 
 TINY_LPG = {"hidden_size": 8, "prediction_dim": 4, "lifetimes_per_task": 2, "num_envs": 4, "rollout_len": 8, "lifetime_updates": 12, "inner_steps": 3, "learning_rates": [10.0], "alpha_ys": [0.5]}
 
 
-def _blocks(lang: str) -> list[tuple[int, str]]:
-    """(first line number, text) of each fenced block of `lang`."""
-    out, cur, start = [], None, 0
-    for i, line in enumerate(README.read_text().splitlines(), 1):
-        if cur is None and line.strip() == f"```{lang}":
-            cur, start = [], i + 1
-        elif cur is not None and line.strip() == "```":
-            out.append((start, "\n".join(cur)))
-            cur = None
-        elif cur is not None:
-            cur.append(line)
+class Loc(str):
+    """`file:line` of a block or command, with the file kept apart for lookups within one document."""
+
+    def __new__(cls, path: Path, line: int):
+        loc = super().__new__(cls, f"{path.relative_to(ROOT)}:{line}")
+        loc.path, loc.line = path, line
+        return loc
+
+    def __add__(self, n: int) -> "Loc":
+        return Loc(self.path, self.line + n)
+
+
+def _blocks(lang: str) -> list[tuple[Loc, str]]:
+    """(location of its first line, text) of each fenced block of `lang`, document by document."""
+    out = []
+    for doc in DOCS:
+        cur, start = None, 0
+        for i, line in enumerate(doc.read_text().splitlines(), 1):
+            if cur is None and line.strip() == f"```{lang}":
+                cur, start = [], i + 1
+            elif cur is not None and line.strip() == "```":
+                out.append((Loc(doc, start), "\n".join(cur)))
+                cur = None
+            elif cur is not None:
+                cur.append(line)
     return out
 
 
-def _shell_commands() -> list[tuple[int, list[str]]]:
+def _shell_commands() -> list[tuple[Loc, list[str]]]:
     """Every command of the README's bash blocks, continuation lines joined, comments dropped."""
     cmds = []
     for start, text in _blocks("bash"):
@@ -74,9 +91,24 @@ EXAMPLE_LINES = [(n, a) for n, a in COMMANDS if a[0] == "python" and a[1].starts
 
 def test_every_readme_shell_command_is_covered():
     """A command the tests below would not run is an error, not a silent skip."""
-    left = [f"README.md:{n}: {' '.join(a)}" for n, a in COMMANDS if (n, a) not in CLI + BENCH + EXAMPLE_LINES and not any(" ".join(a).startswith(p) for p in NOT_OURS)]
+    left = [f"{n}: {' '.join(a)}" for n, a in COMMANDS if (n, a) not in CLI + BENCH + EXAMPLE_LINES and not any(" ".join(a).startswith(p) for p in NOT_OURS)]
     assert not left, "README shell commands no test runs:\n" + "\n".join(left)
-    assert len(CLI) >= 15 and {a[1] for _, a in CLI} >= {"tasks", "train", "compare", "transfer", "meta-train", "analyse", "demo"}
+    assert len(CLI) >= 15 and {a[1] for _, a in CLI} >= {"tasks", "train", "compare", "transfer", "meta-train", "analyse", "demo", "sweep", "evaluate"}
+    assert any(n.path == README for n, _ in CLI), "the README shows no learned-rl command"
+
+
+def test_readme_install_lines_name_real_extras():
+    """`pip install ".[x]"` lines in the README: each extra exists in pyproject.toml."""
+    import re
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    shown = [(n, a) for n, a in COMMANDS if a[:2] == ["pip", "install"]]
+    assert shown, "the README shows no install line"
+    for n, a in shown:
+        for m in re.finditer(r"\[([\w,-]+)\]", " ".join(a)):
+            missing = [e for e in m.group(1).split(",") if e not in extras]
+            assert not missing, f"{n}: no extra {missing} in pyproject.toml (extras: {sorted(extras)})"
 
 
 def _flag(argv: list[str], name: str) -> str | None:
@@ -116,7 +148,9 @@ def _tiny(argv: list[str], tmp: Path) -> list[str]:
     cmd, args = argv[1], list(argv[2:])
     if cmd == "tasks":
         return [cmd, *args]
-    if cmd in ("train", "compare", "transfer", "demo"):
+    if cmd == "evaluate":  # the run directory is the tiny run of the command that wrote it
+        return [cmd, str(tmp / "out"), *_set_flag(args[1:], "--episodes", "2")]
+    if cmd in ("train", "compare", "transfer", "demo", "sweep"):
         rules = (_flag(args, "--rules") or _flag(args, "--rule") or "lpg:lpg_tabular").split(",")
         if cmd in ("transfer", "demo"):
             rules = [*rules, "a2c"]
@@ -156,13 +190,21 @@ def _needs_slow(argv: list[str], earlier: list[list[str]]) -> bool:
     text = " ".join(argv)
     if "brax/" in text or "MinAtar" in text or "--suite minatar" in text:
         return True
+    if any(_same(e, argv) for e in earlier):  # a command shown twice runs once in the default suite
+        return True
     repeat = any(_kind(e) == _kind(argv) for e in earlier)
     return argv[1] in ("meta-train", "transfer") and repeat and "--resume" not in argv
 
 
+def _same(a: list[str], b: list[str]) -> bool:
+    """The same command but for where it writes."""
+    drop = lambda argv: [x for i, x in enumerate(argv) if x != "--out" and (i == 0 or argv[i - 1] != "--out")]  # noqa: E731
+    return drop(a) == drop(b)
+
+
 @pytest.mark.parametrize(
     "lineno, argv",
-    [pytest.param(n, a, id=f"L{n}:{' '.join(a[1:4])}", marks=[pytest.mark.slow] if _needs_slow(a, [e for _, e in CLI[:i]]) else []) for i, (n, a) in enumerate(CLI)],
+    [pytest.param(n, a, id=f"{n.path.stem}:L{n.line}:{' '.join(a[1:4])}", marks=[pytest.mark.slow] if _needs_slow(a, [e for _, e in CLI[:i]]) else []) for i, (n, a) in enumerate(CLI)],
 )
 def test_readme_cli_command_runs(lineno, argv, tmp_path, capsys, monkeypatch):
     from learned_rl._cli import main
@@ -173,24 +215,28 @@ def test_readme_cli_command_runs(lineno, argv, tmp_path, capsys, monkeypatch):
     if "--resume" in argv:
         first = [a for a in argv if a != "--resume"]
         assert main(_tiny(first, tmp_path)) == 0, capsys.readouterr().err
+    if argv[1] == "evaluate":
+        writers = [a for n, a in CLI if n.path == lineno.path and n.line < lineno.line and _flag(a, "--out") == argv[2]]
+        assert writers, f"{lineno}: no earlier command in the document writes {argv[2]}"
+        assert main(_tiny(writers[-1], tmp_path)) == 0, capsys.readouterr().err
     tiny = _tiny(argv, tmp_path)
     rc = main(tiny)
     err = capsys.readouterr().err
-    assert rc == 0, f"README.md:{lineno}: {' '.join(argv)}\n  ran as: learned-rl {' '.join(tiny)}\n  {err}"
-    if argv[1] in ("train", "compare", "demo"):
-        for f in ("config.json", "metrics.csv", "summary.json", "curves.png"):
-            assert (tmp_path / "out" / f).stat().st_size > 0, f
+    assert rc == 0, f"{lineno}: {' '.join(argv)}\n  ran as: learned-rl {' '.join(tiny)}\n  {err}"
+    written = {"sweep": ("sweep.json", "results.md", "sweep.png"), "evaluate": ("evaluation.json",)}
+    for f in written.get(argv[1], ("config.json", "metrics.csv", "summary.json", "curves.png") if argv[1] in ("train", "compare", "demo") else ()):
+        assert (tmp_path / "out" / f).stat().st_size > 0, f
     assert not runs.exists() or argv[1] == "meta-train"
 
 
-@pytest.mark.parametrize("lineno, argv", [pytest.param(n, a, id=f"L{n}:{a[1]}") for n, a in BENCH])
+@pytest.mark.parametrize("lineno, argv", [pytest.param(n, a, id=f"{n.path.stem}:L{n.line}:{a[1]}") for n, a in BENCH])
 def test_readme_benchmark_command_flags_exist(lineno, argv):
     script = ROOT / argv[1]
-    assert script.is_file(), f"README.md:{lineno}: no such script {argv[1]}"
+    assert script.is_file(), f"{lineno}: no such script {argv[1]}"
     help_text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120, cwd=ROOT).stdout
     flags = [a.split("=")[0] for a in argv[2:] if a.startswith("--")]
     missing = [f for f in flags if f not in help_text]
-    assert not missing, f"README.md:{lineno}: {argv[1]} has no {missing}"
+    assert not missing, f"{lineno}: {argv[1]} has no {missing}"
 
 
 # budget substitutions for the README's Python blocks: (what the README says, what the test runs)
@@ -202,18 +248,25 @@ PY_SUBS = [
     ("TruncatedMetaGradient(), ", "TruncatedMetaGradient(lifetimes_per_task=2, num_envs=4, rollout_len=8, lifetime_updates=12, inner_steps=3), "),
     ("population=32, sigma=0.03, inner_steps=100_000", "population=2, sigma=0.03, inner_steps=2560"),
     ("MetaTrainConfig(steps=150, meta_lr=0.02)", "MetaTrainConfig(steps=1, meta_lr=0.02)"),
+    # the README's quickstart: three rules on a grid world, a rule on a chain, a comparison
+    ("config = rule.default_config(task)               # documented", "config = rule.default_config(task).replace(total_steps=25_600)  # documented"),
+    ("rule.default_config(chain)", "rule.default_config(chain).replace(total_steps=12_800)"),
+    ("steps=200_000, seeds=5,", "steps=2_560, seeds=2,"),
 ]
 
 
 def test_readme_python_snippets_run(tmp_path, monkeypatch):
-    code = "\n\n".join(text for _, text in _blocks("python"))
-    assert code.strip(), "the README has no Python snippets"
+    """The Python blocks of every document run in order in one namespace (a later document may use
+    what an earlier one imported), each document compiled under its own name."""
+    codes = {doc: "\n\n".join(text for loc, text in _blocks("python") if loc.path == doc) for doc in DOCS}
+    assert codes[README].strip(), "the README has no Python snippets"
     for old, new in PY_SUBS:
-        assert old in code, f"the README's Python no longer contains {old!r}: update PY_SUBS"
-        code = code.replace(old, new)
+        assert any(old in c for c in codes.values()), f"the documents' Python no longer contains {old!r}: update PY_SUBS"
+        codes = {d: c.replace(old, new) for d, c in codes.items()}
     monkeypatch.chdir(tmp_path)
     ns: dict = {"__name__": "readme"}
-    exec(compile(code, str(README), "exec"), ns)  # noqa: S102 -- our own README
+    for doc, code in codes.items():
+        exec(compile(code, str(doc), "exec"), ns)  # noqa: S102 -- our own documents
 
 
 EXAMPLES = {

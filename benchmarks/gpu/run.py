@@ -4,7 +4,7 @@ its share of a wall-clock budget, writing what it finished to `--out` as it goes
 
     bash benchmarks/gpu/run.sh OUT_DIR [--budget-min 8.5] [flags of this script]
 
-`run.sh` installs the wheels carried in `.whl/` (nothing from the network; see the README's GPU
+`run.sh` installs the wheels carried in `.whl/` (nothing from the network; see docs/performance.md, A GPU
 section) and runs this script. `--tiny` shrinks every stage to seconds on a CPU (the test suite's
 dry run). Stages, in order:
 
