@@ -54,16 +54,17 @@ _EXPERIMENT = {
     "run_sweep": "_experiment", "sweep_points": "_experiment", "SweepResult": "_experiment", "write_sweep": "_experiment",
     "make_rule": "_registry", "transfer": "_transfer", "run_meta_train": "meta._run",
     "evaluate": "_evaluate", "evaluate_run": "_evaluate", "load_agents": "_evaluate", "save_agents": "_evaluate",
+    "TensorBoardTracker": "_tracking", "read_scalars": "_tracking",
 }
 
 
 def __getattr__(name: str):
     if name not in _EXPERIMENT:
         raise AttributeError(f"module 'learned_rl' has no attribute {name!r}")
-    from . import _evaluate, _experiment, _registry, _transfer
+    from . import _evaluate, _experiment, _registry, _tracking, _transfer
     from .meta import _run
 
-    mods = {"_experiment": _experiment, "_registry": _registry, "_transfer": _transfer, "_evaluate": _evaluate, "meta._run": _run}
+    mods = {"_experiment": _experiment, "_registry": _registry, "_transfer": _transfer, "_evaluate": _evaluate, "_tracking": _tracking, "meta._run": _run}
     value = getattr(mods[_EXPERIMENT[name]], name)
     globals()[name] = value
     return value

@@ -17,6 +17,9 @@ import sys
 from pathlib import Path
 
 
+TRACK_HELP = "write the training metrics as TensorBoard event files under OUT/tensorboard as the run goes (needs the track extra)"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage dump
         raise _UserError(f"{self.prog}: {message}")
@@ -82,6 +85,7 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_nonneg_int, default=0, help="base seed (default 0)")
     t.add_argument("--out", default=None, help="output directory (default runs/<rule>-<task>)")
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=SET_HELP)
+    t.add_argument("--track", choices=["tensorboard"], default=None, help=TRACK_HELP)
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     m = sub.add_parser("meta-train", help="meta-train a learned rule (writes rule.eqx, checkpoints, metrics.csv, curves.png)")
@@ -119,6 +123,7 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=_nonneg_int, default=0)
     c.add_argument("--out", default=None, help="output directory (default runs/compare-<task>)")
     c.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=SET_HELP + " (applied to every rule that has the field)")
+    c.add_argument("--track", choices=["tensorboard"], default=None, help=TRACK_HELP)
     c.add_argument("--no-progress", action="store_true")
 
     sw = sub.add_parser("sweep", help="train a grid of hyperparameters × seeds as one compiled program")
@@ -208,31 +213,29 @@ def _print_table(summary) -> None:
 
 
 def _cmd_train(args) -> int:
+    return _cmd_compare(args, command="train", rules=[args.rule], default_out=f"runs/{args.rule.replace(':', '-').replace('/', '_')}-{args.task.replace('/', '_')}")
+
+
+def _cmd_compare(args, command: str = "compare", rules: list[str] | None = None, default_out: str | None = None) -> int:
     from ._experiment import compare
+    from ._tracking import make_tracker
 
-    out = _out_dir(args, f"runs/{args.rule.replace(':', '-').replace('/', '_')}-{args.task.replace('/', '_')}")
-    _, _, summary = compare(
-        args.task, [args.rule], steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress,
-        extra_config={"command": "train", "seed": args.seed}, sets=_parse_sets(args.set),
-    )
-    _print_table(summary)
-    print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png, results.md")
-    return 0
-
-
-def _cmd_compare(args) -> int:
-    from ._experiment import compare
-
-    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
-    out = _out_dir(args, f"runs/compare-{args.task.replace('/', '_')}")
-    _, _, summary = compare(
-        args.task, rules, steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress,
-        extra_config={"command": "compare", "seed": args.seed}, sets=_parse_sets(args.set),
-    )
+    rules = rules or [r.strip() for r in args.rules.split(",") if r.strip()]
+    out = _out_dir(args, default_out or f"runs/compare-{args.task.replace('/', '_')}")
+    tracker = make_tracker(args.track, out)
+    try:
+        _, _, summary = compare(
+            args.task, rules, steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress,
+            extra_config={"command": command, "seed": args.seed, **({"track": args.track} if args.track else {})}, sets=_parse_sets(args.set),
+            callback=tracker,
+        )
+    finally:
+        if tracker is not None:
+            tracker.close()
     _print_table(summary)
     for name, why in summary.get("skipped", {}).items():
         print(f"{name}: not run ({why})")
-    print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png, results.md")
+    print(f"\nWrote {out}/config.json, metrics.csv, summary.json, curves.png, results.md, agents.eqx" + (", tensorboard/" if tracker else ""))
     return 0
 
 

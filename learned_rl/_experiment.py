@@ -10,6 +10,7 @@ import math
 import time
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
@@ -53,11 +54,15 @@ def run_seeds(
     seed: int = 0,
     rule_name: str | None = None,
     progress: bool = True,
+    callback: Callable[[str, dict[str, np.ndarray]], Any] | None = None,
 ) -> RunResult:
     """Train `num_seeds` fresh agents (vmapped over seeds) and return their metrics.
 
     The whole run is one compiled program executed in `NUM_CHUNKS` chunks so that a progress bar
-    can advance; the chunks compute exactly what `train` computes.
+    can advance; the chunks compute exactly what `train` computes. `callback(rule_name, metrics)`
+    is called on the host after each chunk with that chunk's per-update metrics (numpy arrays
+    ``[seeds, updates]``, ``env_steps`` among them): for logging and experiment tracking
+    (`TensorBoardTracker`), outside the compiled program.
     """
     if num_seeds <= 0:
         raise ValueError(f"number of seeds must be positive, got {num_seeds}")
@@ -72,18 +77,20 @@ def run_seeds(
         return eqx.filter_jit(lambda rule, states: jax.vmap(lambda s: run(rule, task, config, s, chunk, stop_at=stop_at))(states))
 
     states = init_all(rule, seed_keys(seed, num_seeds))
-    states, metrics = _run_chunked(lambda st, f: f(rule, st), run_chunk, states, config, runs=num_seeds, desc=f"{name} on {task.name}", progress=progress)
+    states, metrics = _run_chunked(lambda st, f: f(rule, st), run_chunk, states, config, runs=num_seeds, desc=f"{name} on {task.name}", progress=progress,
+                                   callback=None if callback is None else (lambda m: callback(name, m)))
     for k, v in metrics.items():
         if not np.all(np.isfinite(v)) and k in ("loss",):
             raise FloatingPointError(f"{name} on {task.name}: non-finite {k} during training")
     return RunResult(name, config, metrics, states, time.time() - start)
 
 
-def _run_chunked(call, make_chunk, states, config: TrainConfig, *, runs: int, desc: str, progress: bool):
+def _run_chunked(call, make_chunk, states, config: TrainConfig, *, runs: int, desc: str, progress: bool, callback=None):
     """Advance batched learner states through the whole run in `NUM_CHUNKS` compiled chunks (one
     program, so a progress bar can advance): `make_chunk(chunk, stop_at)` builds the jitted step,
     `call(states, step)` applies it. Returns the final states and the metrics, each ``[..., U]``
-    (the updates of every chunk joined, the overrun of the last one dropped)."""
+    (the updates of every chunk joined, the overrun of the last one dropped). `callback(metrics)`
+    gets each chunk's metrics, the overrun dropped, as soon as the chunk is done."""
     U = config.num_updates
     chunk = math.ceil(U / min(NUM_CHUNKS, U))
     step = make_chunk(chunk, U)
@@ -98,6 +105,9 @@ def _run_chunked(call, make_chunk, states, config: TrainConfig, *, runs: int, de
         m = jax.device_get(m)
         active = np.asarray(m.pop("active"))
         pieces.append((m, active))
+        if callback is not None:
+            done = np.flatnonzero(active.reshape(-1, active.shape[-1])[0])
+            callback({k: np.take(np.asarray(v), done, axis=active.ndim - 1) for k, v in m.items()})
         if bar is not None:
             bar.update(int(active.sum()) * config.steps_per_update)
     if bar is not None:
@@ -277,7 +287,8 @@ def write_results_md(path: Path, summary: dict[str, Any]) -> None:
     atomic_write(path, "\n".join(lines) + "\n")
 
 
-def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: int, out: Path, progress: bool, extra_config=None, sets: dict[str, Any] | None = None):
+def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: int, out: Path, progress: bool, extra_config=None, sets: dict[str, Any] | None = None,
+            callback: Callable[[str, dict[str, np.ndarray]], Any] | None = None):
     """Validate everything, then train each rule (S vmapped seeds each) and write one run
     directory: config.json, metrics.csv, summary.json, curves.png, agents.eqx and results.md.
 
@@ -287,7 +298,7 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
 
     `sets` (``--set FIELD=VALUE``) replaces hyperparameters of every rule that has the field, or of
     every rule's `TrainConfig` (`learned_rl._learner.apply_overrides`); a field no rule and no
-    config has is an error.
+    config has is an error. `callback` is `run_seeds`'s, for every rule.
     """
     if not rule_names:
         raise ValueError("no rules given")
@@ -321,7 +332,7 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
     if sets:
         extra_config = {**(extra_config or {}), "sets": sets, "rule_fields": {n: settable_rule_fields(r) for n, r, _ in plans}}
     results = [
-        run_seeds(rule, task, config, num_seeds=seeds, seed=seed, rule_name=name, progress=progress)
+        run_seeds(rule, task, config, num_seeds=seeds, seed=seed, rule_name=name, progress=progress, callback=callback)
         for name, rule, config in plans
     ]
     summary = write_run(out, task, results, extra_config, skipped)

@@ -30,7 +30,7 @@ LAYERS = {
     "rules": ["learned_rl.rules.*", "learned_rl._rules_io", "learned_rl.pretrained"],
     "baselines": ["learned_rl.baselines.*"],
     "meta": ["learned_rl.meta", "learned_rl.meta._bandit", "learned_rl.meta._sharding", "learned_rl.meta._problems", "learned_rl.meta._estimators", "learned_rl.meta._meta_train", "learned_rl.meta._es", "learned_rl.meta._evosax", "learned_rl.meta._presets"],
-    "experiment": ["learned_rl._registry", "learned_rl._evaluate", "learned_rl._experiment", "learned_rl._transfer", "learned_rl._analysis", "learned_rl.meta._run"],
+    "experiment": ["learned_rl._registry", "learned_rl._evaluate", "learned_rl._tracking", "learned_rl._experiment", "learned_rl._transfer", "learned_rl._analysis", "learned_rl.meta._run"],
     "cli": ["learned_rl._cli", "learned_rl.__main__"],
     "api": ["learned_rl"],
 }
