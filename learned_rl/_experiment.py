@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import os
 import time
 import warnings
 from pathlib import Path
@@ -45,6 +46,49 @@ class RunResult:
     wall_time: float
 
 
+class RunTooLarge(ValueError):
+    """A run whose estimated memory exceeds what the device can still take."""
+
+
+def available_memory() -> tuple[int, str]:
+    """Bytes the default device can still take, and what they are: an accelerator's free memory
+    (its allocator's limit less what is in use), or the host's available RAM (``MemAvailable``)."""
+    dev = jax.devices()[0]
+    if dev.platform != "cpu":
+        stats = dev.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)), f"free memory on {dev.device_kind}"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "available RAM"
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "available RAM"
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def check_memory(need: float, runs: int, desc: str, parts: str) -> None:
+    """Refuse (`RunTooLarge`, one line) a run of `runs` vmapped runs whose estimate `need` (bytes)
+    exceeds 90% of what the device can still take, with the estimate, the machine's figure and how
+    many runs would fit."""
+    have, what = available_memory()
+    if need > 0.9 * have:
+        fit = max(int(runs * 0.9 * have / need), 0)
+        raise RunTooLarge(
+            f"{desc}: {runs} runs need about {_gib(need)} ({parts}), more than this machine's {_gib(have)} of {what}; "
+            f"about {fit} would fit (fewer --seeds or sweep points)"
+        )
+
+
+def _tree_bytes(tree) -> int:
+    return int(sum(np.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree) if hasattr(x, "shape")))
+
+
 def run_seeds(
     rule,
     task,
@@ -76,8 +120,11 @@ def run_seeds(
     def run_chunk(chunk, stop_at):
         return eqx.filter_jit(lambda rule, states: jax.vmap(lambda s: run(rule, task, config, s, chunk, stop_at=stop_at))(states))
 
-    states = init_all(rule, seed_keys(seed, num_seeds))
-    states, metrics = _run_chunked(lambda st, f: f(rule, st), run_chunk, states, config, runs=num_seeds, desc=f"{name} on {task.name}", progress=progress,
+    keys = seed_keys(seed, num_seeds)
+    state_bytes = _tree_bytes(eqx.filter_eval_shape(init_all, rule, keys))
+    check_memory(2 * state_bytes, num_seeds, f"{name} on {task.name}", f"{_gib(state_bytes)} of learner states, twice")
+    states = init_all(rule, keys)
+    states, metrics = _run_chunked(rule, run_chunk, states, config, runs=num_seeds, desc=f"{name} on {task.name}", progress=progress,
                                    callback=None if callback is None else (lambda m: callback(name, m)))
     for k, v in metrics.items():
         if not np.all(np.isfinite(v)) and k in ("loss",):
@@ -85,23 +132,34 @@ def run_seeds(
     return RunResult(name, config, metrics, states, time.time() - start)
 
 
-def _run_chunked(call, make_chunk, states, config: TrainConfig, *, runs: int, desc: str, progress: bool, callback=None):
+def _run_chunked(head, make_chunk, states, config: TrainConfig, *, runs: int, desc: str, progress: bool, callback=None):
     """Advance batched learner states through the whole run in `NUM_CHUNKS` compiled chunks (one
     program, so a progress bar can advance): `make_chunk(chunk, stop_at)` builds the jitted step,
-    `call(states, step)` applies it. Returns the final states and the metrics, each ``[..., U]``
+    called as `step(head, states)`. Returns the final states and the metrics, each ``[..., U]``
     (the updates of every chunk joined, the overrun of the last one dropped). `callback(metrics)`
-    gets each chunk's metrics, the overrun dropped, as soon as the chunk is done."""
+    gets each chunk's metrics, the overrun dropped, as soon as the chunk is done.
+
+    The step is compiled ahead of time, so that its memory (XLA's analysis of the compiled program,
+    plus the metrics every chunk leaves on the host) is checked against the machine before it runs
+    (`check_memory`); the executable is the one `jit` would have built."""
     U = config.num_updates
     chunk = math.ceil(U / min(NUM_CHUNKS, U))
-    step = make_chunk(chunk, U)
+    num_chunks = math.ceil(U / chunk)
+    compiled = make_chunk(chunk, U).lower(head, states).compile()
+    mem = compiled.compiled.memory_analysis()
+    if mem is not None:  # the outputs are the new states and one chunk's metrics
+        program = mem.argument_size_in_bytes + mem.output_size_in_bytes - mem.alias_size_in_bytes + mem.temp_size_in_bytes
+        host = max(mem.output_size_in_bytes - _tree_bytes(states), 0) * num_chunks
+        check_memory(program + host, runs, desc, f"{_gib(program)} for the compiled program, {_gib(host)} of metrics")
+    step = compiled
     pieces = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.total_steps * runs, desc=desc, unit="step", unit_scale=True, leave=False)
-    for _ in range(math.ceil(U / chunk)):
-        states, m = call(states, step)
+    for _ in range(num_chunks):
+        states, m = step(head, states)
         m = jax.device_get(m)
         active = np.asarray(m.pop("active"))
         pieces.append((m, active))
@@ -437,8 +495,10 @@ def run_sweep(rule, task, config: TrainConfig, grid: dict[str, list[float]], *, 
             lambda vals, states: jax.vmap(lambda v, st: jax.vmap(lambda s: run(point_rule(v), task, config, s, chunk, stop_at=stop_at))(st))(vals, states)
         )
 
+    state_bytes = _tree_bytes(eqx.filter_eval_shape(init_all, values, lrs))
+    check_memory(2 * state_bytes, len(points) * num_seeds, f"sweep {name} on {task.name}", f"{_gib(state_bytes)} of learner states, twice")
     states = init_all(values, lrs)
-    states, metrics = _run_chunked(lambda st, f: f(values, st), make_chunk, states, config, runs=len(points) * num_seeds,
+    states, metrics = _run_chunked(values, make_chunk, states, config, runs=len(points) * num_seeds,
                                    desc=f"sweep {name} on {task.name}", progress=progress)
     return SweepResult(name, config, points, metrics, states, time.time() - start)
 

@@ -1,5 +1,6 @@
-"""Progress callbacks and TensorBoard tracking: the chunks a callback sees are the run's metrics,
-the event files read back to the same numbers, and a missing writer is a one-line error."""
+"""Progress callbacks, TensorBoard tracking and the memory check of a run: the chunks a callback
+sees are the run's metrics, the event files read back to the same numbers, a missing writer is a
+one-line error, and so is a run too large for the machine."""
 
 from __future__ import annotations
 
@@ -77,3 +78,32 @@ def test_missing_tracker_library_is_one_line_and_writes_nothing(tmp_path, capsys
     assert rc == 2 and "pip install 'learned-rl[track]'" in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
     assert main(["train", "--rule", "a2c", "--task", "chain/short", "--track", "wandb"]) == 2
+
+
+def test_a_run_too_large_for_memory_is_refused_before_it_starts(tmp_path, capsys, monkeypatch):
+    """A million CartPole seeds need ~200 GiB of learner states alone: refused in one line, with the
+    estimate and the machine's figure, before anything is allocated or written."""
+    out = tmp_path / "run"
+    rc = main(["train", "--rule", "ppo", "--task", "CartPole-v1", "--seeds", "1000000", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "GiB of learner states" in err and "available RAM" in err and "would fit" in err, err
+    assert not out.exists()
+
+    # the second check: XLA's memory analysis of the compiled chunk, against a machine that has
+    # room for the states but not for the program
+    import learned_rl._experiment as E
+
+    real = E.available_memory
+    calls = []
+
+    def shrinking():
+        calls.append(1)
+        have, what = real()
+        return (have, what) if len(calls) == 1 else (1 << 20, what)
+
+    monkeypatch.setattr(E, "available_memory", shrinking)
+    task = tasks.make("CartPole-v1")
+    with pytest.raises(E.RunTooLarge, match="for the compiled program"):
+        run_seeds(PPO(), task, PPO().default_config(task).replace(total_steps=2048), num_seeds=2, progress=False)
+    assert len(calls) == 2
