@@ -292,3 +292,36 @@ def test_example_runs(name, tmp_path, monkeypatch, capsys):
     runpy.run_path(str(ROOT / "examples" / name), run_name="__main__")
     out = capsys.readouterr().out
     assert "final return" in out and "nan" not in out.lower(), out
+
+
+NOTEBOOK = ROOT / "examples" / "quickstart.ipynb"
+NOTEBOOK_TINY = "STEPS = 2_560\nSEEDS = 2\nMETA_STEPS = 2\nLIFETIME = 12\n"
+
+
+def test_notebook_runs(tmp_path, monkeypatch):
+    """`examples/quickstart.ipynb` runs top to bottom, its `parameters` cell swapped for tiny budgets
+    (as papermill would), in one namespace; every code cell but that one runs as written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nb = json.loads(NOTEBOOK.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    params = [i for i, c in enumerate(code) if "parameters" in c["metadata"].get("tags", [])]
+    assert len(params) == 1, "the notebook needs one cell tagged 'parameters'"
+    names = {line.split("=")[0].strip() for line in "".join(code[params[0]]["source"]).splitlines() if "=" in line and not line.startswith("#")}
+    assert names == {line.split("=")[0].strip() for line in NOTEBOOK_TINY.splitlines()}, names
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(plt, "show", lambda *a, **k: plt.close("all"))
+    ns: dict = {"__name__": "__main__"}
+    for i, cell in enumerate(code):
+        src = NOTEBOOK_TINY if i == params[0] else "".join(cell["source"])
+        exec(compile(src, f"{NOTEBOOK.name}[{i}]", "exec"), ns)  # noqa: S102 -- our own notebook
+    assert "rule" in ns and "history" in ns and np_isfinite(ns["history"]["meta_loss"])
+
+
+def np_isfinite(x) -> bool:
+    import numpy as np
+
+    return bool(np.all(np.isfinite(np.asarray(x))))
