@@ -33,7 +33,6 @@ objective, drifts included, runs unchanged. The `continuous` row was picked on P
 
 from __future__ import annotations
 
-from typing import ClassVar
 
 from learned_rl._defaults import PPO_DEFAULTS as PPO_DEFAULTS
 from learned_rl.rules._mirror import MirrorLearning
@@ -44,7 +43,5 @@ class PPO(MirrorLearning):
 
     ``PPO(drift=DPODrift())`` is DPO (what the registry's ``dpo`` builds); learned LPO rules are
     `MirrorLearning`s with an `LPODrift` (`learned_rl.rules._lpo.make_lpo`), so the rules layer
-    never imports the baselines.
+    never imports the baselines. Its `name` follows the drift (``ppo``, ``dpo``, ``lpo``).
     """
-
-    name: ClassVar[str] = "ppo"

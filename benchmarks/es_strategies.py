@@ -8,7 +8,7 @@ machine hits every strategy alike; the table gives each strategy's median over r
 ratio to ours (`openes`), which is what to compare across machines.
 
 Run: `.venv/bin/python benchmarks/es_strategies.py [--kind lpo] [--task CartPole-v1]
-      [--population 16] [--inner-steps 20000] [--rounds 3] [--strategies openes,snes,pgpe,cma_es,open_es]`
+      [--population 16] [--inner-env-steps 20000] [--rounds 3] [--strategies openes,snes,pgpe,cma_es,open_es]`
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def main():
     ap.add_argument("--kind", choices=["lpo", "lpg"], default="lpo", help="lpo: whole PPO runs with an LPO drift; lpg: whole LPG lifetimes")
     ap.add_argument("--task", default="CartPole-v1")
     ap.add_argument("--population", type=int, default=16)
-    ap.add_argument("--inner-steps", type=int, default=20_000, help="lpo: env steps per member run; lpg: sets lifetime_updates = this / (16 envs × 20 steps)")
+    ap.add_argument("--inner-env-steps", "--inner-steps", dest="inner_steps", type=int, default=20_000, help="lpo: env steps per member run; lpg: sets lifetime_updates = this / (16 envs × 20 steps)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--strategies", default=",".join(ES_STRATEGIES))
     args = ap.parse_args()

@@ -93,13 +93,15 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--tasks", default=None, help="a task set (lpg-tabular, ...), a task, or comma-separated tasks")
     m.add_argument("--task", default=None, help="lpo: the meta-training task (same as --tasks)")
     m.add_argument("--preset", default="cpu", help="lpg: cpu (default) | paper | groove-bench; lpo: cpu (default) | paper")
-    m.add_argument("--steps", type=_positive_int("--steps"), default=None, help="meta-steps (default: the preset's)")
+    m.add_argument("--meta-steps", type=_positive_int("--meta-steps"), default=None, help="meta-steps (ES: generations; default: the preset's)")
+    m.add_argument("--steps", type=_positive_int("--steps"), default=None, help=argparse.SUPPRESS)  # the old name of --meta-steps
     m.add_argument("--temporal", action="store_true", help="a temporally-aware rule: TA-LPG (the meta-network reads n/N and log N) or TA-LPO (the drift reads [x, (n/N)x])")
     m.add_argument("--estimator", choices=["tmg", "tes", "es"], default=None, help="lpg: tmg (truncated meta-gradients, default) | tes (truncated ES on the same unrolls) | es (evolution strategies over whole lifetimes)")
     m.add_argument("--es-strategy", default=None, metavar="NAME", help="ES: openes (ours, default) | evosax's snes, pgpe, cma_es, open_es")
-    m.add_argument("--generations", type=_positive_int("--generations"), default=None, help="ES: generations (= meta-steps)")
+    m.add_argument("--generations", type=_positive_int("--generations"), default=None, help="ES: generations (the same as --meta-steps)")
     m.add_argument("--population", type=_positive_int("--population"), default=None, help="ES: population (default: lpo 32, lpg 16)")
-    m.add_argument("--inner-steps", type=_positive_int("--inner-steps"), default=None, help="lpo: env steps of each member's training run (default 100000)")
+    m.add_argument("--inner-env-steps", type=_positive_int("--inner-env-steps"), default=None, help="lpo: env steps of each member's training run (default 100000)")
+    m.add_argument("--inner-steps", type=_positive_int("--inner-steps"), default=None, help=argparse.SUPPRESS)  # the old name of --inner-env-steps
     m.add_argument("--variant", choices=["y", "v"], default=None, help="lpg: y (LPG, default: the rule learns what to predict) | v (LPG-V: a TD(λ) value instead of y; only π̂ is meta-learned)")
     m.add_argument("--seed", type=_nonneg_int, default=0)
     m.add_argument("--out", default=None, help="run directory (default runs/meta-<kind>-<tasks>)")
@@ -371,18 +373,27 @@ def _cmd_meta_train(args) -> int:
         raise ValueError(f"meta-train {args.kind}: --{'task' if args.kind == 'lpo' else 'tasks'} is required")
     sets = _parse_sets(args.set)
     overrides: dict = {}
-    if args.steps is not None and args.generations is not None and args.steps != args.generations:
-        raise ValueError("give either --generations or --steps, not both")
-    steps = args.generations if args.generations is not None else args.steps
+    # one name per count: --meta-steps (or ES's --generations) for meta-steps, --inner-env-steps for
+    # the env steps of an LPO member's run; the old names work, with a notice
+    for old_flag, new_flag, attr in (("--steps", "--meta-steps", "steps"), ("--inner-steps", "--inner-env-steps", "inner_steps")):
+        if getattr(args, attr) is not None:
+            print(f"notice: meta-train {old_flag} is deprecated; it is {new_flag} (it still works)", file=sys.stderr)
+    given = {f: v for f, v in (("--meta-steps", args.meta_steps), ("--generations", args.generations), ("--steps", args.steps)) if v is not None}
+    if len(set(given.values())) > 1:
+        raise ValueError(f"give one of {', '.join(given)}: they all count meta-steps")
+    steps = next(iter(given.values()), None)
+    if args.inner_steps is not None and args.inner_env_steps is not None and args.inner_steps != args.inner_env_steps:
+        raise ValueError("give --inner-env-steps or its old name --inner-steps, not both")
+    inner_env_steps = args.inner_env_steps if args.inner_env_steps is not None else args.inner_steps
     if args.kind == "lpo":
         if args.variant is not None or args.estimator is not None:
             raise ValueError(f"{'--variant' if args.variant is not None else '--estimator'} is an lpg option (meta-train lpg); lpo always uses ES")
-        overrides = {"population": args.population, "inner_steps": args.inner_steps}
+        overrides = {"population": args.population, "inner_steps": inner_env_steps}
         es = True
     else:
         es = (args.estimator or sets.get("estimator", "tmg")) == "es"
-        if args.inner_steps is not None:
-            raise ValueError("--inner-steps is an lpo option (meta-train lpo); lpg lifetimes last lifetime_updates (--set lifetime_updates=N)")
+        if inner_env_steps is not None:
+            raise ValueError("--inner-env-steps is an lpo option (meta-train lpo); lpg lifetimes last lifetime_updates (--set lifetime_updates=N)")
         if not es:
             for flag, v in (("--generations", args.generations), ("--population", args.population), ("--es-strategy", args.es_strategy)):
                 if v is not None:

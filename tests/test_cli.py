@@ -204,3 +204,17 @@ def test_set_replaces_rule_and_config_hyperparameters(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0], err
         assert not out.exists()
+
+
+def test_meta_train_old_count_names_still_work_with_a_notice(tmp_path, capsys):
+    """`meta-train --steps` (now --meta-steps) and `--inner-steps` (now --inner-env-steps) keep
+    working, print one deprecation notice each, and give the same run as the new names."""
+    base = ["meta-train", "lpo", "--task", "chain/short", "--population", "2", "--no-progress"]
+    assert main([*base, "--steps", "1", "--inner-steps", "2560", "--out", str(tmp_path / "old")]) == 0
+    err = capsys.readouterr().err
+    assert "--steps is deprecated; it is --meta-steps" in err and "--inner-steps is deprecated; it is --inner-env-steps" in err, err
+    assert main([*base, "--meta-steps", "1", "--inner-env-steps", "2560", "--out", str(tmp_path / "new")]) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    assert (tmp_path / "old" / "rule.eqx").read_bytes() == (tmp_path / "new" / "rule.eqx").read_bytes()
+    assert main([*base, "--meta-steps", "1", "--generations", "2"]) == 2
+    assert "they all count meta-steps" in capsys.readouterr().err

@@ -179,14 +179,14 @@ def test_lpo_rule_file_round_trip_and_registry(tmp_path):
 
 # ----------------------------------------------------------------------------- CLI and resume
 
-TINY = ["--task", "chain/short", "--population", "2", "--inner-steps", "2560", "--no-progress"]
+TINY = ["--task", "chain/short", "--population", "2", "--inner-env-steps", "2560", "--no-progress"]
 
 
 def test_cli_meta_train_lpo_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     for args, needle in [
         ([*TINY[:2], "--population", "3"], "even"),
         (["--task", "chain/shrt"], "chain/short"),
-        (["--tasks", "chain/short", "--population", "4", "--inner-steps", "10"], "less than one rollout"),
+        (["--tasks", "chain/short", "--population", "4", "--inner-env-steps", "10"], "less than one rollout"),
         ([], "--task is required"),
         (["--task", "chain/short", "--preset", "gpu"], "Unknown LPO preset"),
         (["--task", "chain/short", "--generations", "0"], "--generations must be positive"),
@@ -202,7 +202,7 @@ def test_cli_meta_train_lpo_bad_input_is_one_line_and_writes_nothing(tmp_path, c
         (["--population", "4"], "--population is an ES option"),
         (["--es-strategy", "snes"], "--es-strategy is an ES option"),
         (["--estimator", "es", "--es-strategy", "cmaes"], "'es_strategy' must be"),
-        (["--estimator", "es", "--inner-steps", "100"], "--inner-steps is an lpo option"),
+        (["--estimator", "es", "--inner-env-steps", "100"], "--inner-env-steps is an lpo option"),
     ]:
         assert main(["meta-train", "lpg", "--tasks", "chain/short", *args, "--out", str(tmp_path / "never")]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -234,7 +234,7 @@ def test_meta_train_cli_variant_v_writes_an_lpg_v_rule_with_its_regime(tmp_path)
     out = tmp_path / "v"
     sets = ["--set", "hidden_size=8", "--set", "prediction_dim=4", "--set", "lifetimes_per_task=2", "--set", "num_envs=4",
             "--set", "rollout_len=8", "--set", "lifetime_updates=12", "--set", "inner_steps=3", "--set", "learning_rates=[10,20]", "--set", "alpha_ys=[0.5]"]
-    assert main(["meta-train", "lpg", "--tasks", "chain/short", "--variant", "v", "--steps", "2", "--out", str(out), "--no-progress", *sets]) == 0
+    assert main(["meta-train", "lpg", "--tasks", "chain/short", "--variant", "v", "--meta-steps", "2", "--out", str(out), "--no-progress", *sets]) == 0
     rule = load_rule(out / "rule.eqx")
     assert rule.variant == "v" and rule.needs_value
     assert (rule.num_envs, rule.rollout_len, rule.lifetime_updates) == (4, 8, 12)

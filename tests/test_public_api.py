@@ -37,3 +37,21 @@ def test_version():
     out = subprocess.run([sys.executable, "-m", "learned_rl", "--version"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and re.fullmatch(r"learned-rl \d+\.\d+\.\d+\S*\n", out.stdout), out
     assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License") and (ROOT / "learned_rl" / "py.typed").exists()
+
+
+def test_rules_report_the_names_the_cli_uses():
+    """A rule's `name` is the CLI's: the drift names a mirror-learning rule, the variant an LPG rule."""
+    import jax
+
+    import learned_rl
+    from learned_rl import LPG, LPGNetwork
+    from learned_rl.baselines import PPO
+    from learned_rl.rules import DPODrift, LPODrift, MirrorLearning, make_lpo
+
+    for cli in ("a2c", "ppo", "dpo"):
+        assert learned_rl.make_rule(cli).name == cli
+    assert PPO(drift=DPODrift()).name == "dpo" and MirrorLearning().name == "ppo"
+    assert learned_rl.make_rule("lpo:lpo_cartpole").name == "lpo" == make_lpo(key=jax.random.PRNGKey(0)).name
+    assert PPO(drift=LPODrift(key=jax.random.PRNGKey(0))).name == "lpo"
+    assert learned_rl.make_rule("lpg:lpg_tabular").name == "lpg"
+    assert LPG(LPGNetwork(hidden_size=4, prediction_dim=2, inputs="v", key=jax.random.PRNGKey(0))).name == "lpg-v"

@@ -161,18 +161,18 @@ def _tiny(argv: list[str], tmp: Path) -> list[str]:
         args = [*args, "--no-progress"]
     elif cmd == "meta-train":
         if args[0] == "lpg":
-            args = _set_flag(args, "--generations" if "--generations" in args else "--steps", "2")
+            args = _set_flag(args, next((f for f in ("--generations", "--steps") if f in args), "--meta-steps"), "2")
             if _flag(args, "--estimator") == "es":
                 args = _set_flag(args, "--population", "2")
             args += [a for k, v in TINY_LPG.items() for a in ("--set", f"{k}={json.dumps(v)}")]
         else:
-            for flag in ("--generations", "--steps"):
-                if flag in args:
-                    args = _set_flag(args, flag, "1")
-            if "--generations" not in args and "--steps" not in args:
-                args += ["--generations", "1"]
+            counts = [f for f in ("--generations", "--meta-steps", "--steps") if f in args]
+            for flag in counts:
+                args = _set_flag(args, flag, "1")
+            if not counts:
+                args += ["--meta-steps", "1"]
             args = _set_flag(args, "--population", "2")
-            args = _set_flag(args, "--inner-steps", "2560")
+            args = _set_flag(args, "--inner-steps" if "--inner-steps" in args else "--inner-env-steps", "2560")
         args = [*args, "--no-progress"]
     elif cmd == "analyse" and args[0] == "predictions":
         args = _set_flag(args, "--steps", "5120")

@@ -87,7 +87,7 @@ def _cli(*args):
 
 def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path, cache_env):
     steps = 60
-    common = ["meta-train", "lpg", "--tasks", "chain/short", "--steps", str(steps), "--seed", "3", "--no-progress", "--checkpoint-every", "0.01", *TINY_SETS]
+    common = ["meta-train", "lpg", "--tasks", "chain/short", "--meta-steps", str(steps), "--seed", "3", "--no-progress", "--checkpoint-every", "0.01", *TINY_SETS]
     full, part = tmp_path / "full", tmp_path / "part"
     r = subprocess.run(_cli(*common, "--out", str(full)), env=cache_env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -157,7 +157,7 @@ def test_nan_meta_gradient_never_reaches_params_or_checkpoint_and_bad_checkpoint
     (out / "checkpoint.prev.eqx").unlink()
     ckpt = out / "checkpoint.eqx"
     good = ckpt.read_bytes()
-    args = ["meta-train", "lpg", "--tasks", "chain/short", "--steps", "4", "--out", str(out), "--resume", "--no-progress", *TINY_SETS]
+    args = ["meta-train", "lpg", "--tasks", "chain/short", "--meta-steps", "4", "--out", str(out), "--resume", "--no-progress", *TINY_SETS]
     cases = [
         (good[:-100], [], "truncated"),
         (good[:-9] + bytes([good[-9] ^ 0xFF]) + good[-8:], [], "checksum"),
@@ -230,8 +230,8 @@ def test_diverged_lifetime_is_reset_counted_and_left_out_of_the_meta_gradient():
         (["meta-train", "lpg", "--tasks", "chain/shrt"], "chain/short"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--preset", "tpu-pod"], "Unknown preset 'tpu-pod'"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--bogus"], "unrecognized arguments"),
-        (["meta-train", "lpg", "--tasks", "chain/short", "--steps", "0"], "--steps must be positive"),
-        (["meta-train", "lpg", "--tasks", "chain/short", "--steps", "-3"], "--steps must be positive"),
+        (["meta-train", "lpg", "--tasks", "chain/short", "--meta-steps", "0"], "--meta-steps must be positive"),
+        (["meta-train", "lpg", "--tasks", "chain/short", "--meta-steps", "-3"], "--meta-steps must be positive"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--set", "lifetimes_per_task=0"], "'lifetimes_per_task' must be a positive integer"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--set", "num_envs=-4"], "'num_envs' must be a positive integer"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--set", "hidden_size=big"], "'hidden_size' must be a positive integer"),
@@ -395,7 +395,7 @@ def test_two_processes_with_jax_distributed_match_one_process(tmp_path, cache_en
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    common = ["meta-train", "lpg", "--tasks", "chain/short", "--steps", "4", "--no-progress", *TINY_SETS]
+    common = ["meta-train", "lpg", "--tasks", "chain/short", "--meta-steps", "4", "--no-progress", *TINY_SETS]
     one = subprocess.run(_cli(*common, "--out", str(tmp_path / "one")), env=cache_env, capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-2000:]
     procs = [
@@ -448,7 +448,7 @@ def test_resume_falls_back_to_the_previous_checkpoint_and_replays_its_pending_me
 
 
 def test_resume_before_the_first_checkpoint_starts_from_the_beginning(tmp_path, capsys):
-    args = ["meta-train", "lpg", "--tasks", "chain/short", "--steps", "2", "--no-progress", *TINY_SETS]
+    args = ["meta-train", "lpg", "--tasks", "chain/short", "--meta-steps", "2", "--no-progress", *TINY_SETS]
     full = tmp_path / "full"
     assert main([*args, "--out", str(full)]) == 0
     # a run killed while compiling leaves config.json and nothing else
@@ -471,7 +471,7 @@ def test_resume_refuses_another_runs_directory_and_writes_nothing(tmp_path, caps
     out = tmp_path / "other"
     out.mkdir()
     if what == "other_config":
-        assert main(["meta-train", "lpg", "--tasks", "chain/short", "--steps", "1", "--no-progress", "--out", str(tmp_path / "src"), *TINY_SETS]) == 0
+        assert main(["meta-train", "lpg", "--tasks", "chain/short", "--meta-steps", "1", "--no-progress", "--out", str(tmp_path / "src"), *TINY_SETS]) == 0
         (out / "config.json").write_bytes((tmp_path / "src" / "config.json").read_bytes())
         extra, needle = ["--seed", "5"], "another run's directory (seed differ)"
     else:
@@ -479,7 +479,7 @@ def test_resume_refuses_another_runs_directory_and_writes_nothing(tmp_path, caps
         extra, needle = [], "holds other files (notes.txt)"
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()
-    assert main(["meta-train", "lpg", "--tasks", "chain/short", "--steps", "2", "--no-progress", "--out", str(out), "--resume", *extra, *TINY_SETS]) == 2
+    assert main(["meta-train", "lpg", "--tasks", "chain/short", "--meta-steps", "2", "--no-progress", "--out", str(out), "--resume", *extra, *TINY_SETS]) == 2
     err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
     assert len(err) == 1 and err[0].startswith("error:") and needle in err[0], err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

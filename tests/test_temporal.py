@@ -325,7 +325,7 @@ def test_cli_meta_train_ta_lpg_by_es_over_whole_lifetimes_and_train_with_it(tmp_
             "--set", "lifetime_updates=40", "--set", "inner_steps=4", "--set", "learning_rates=[20]", "--set", "alpha_ys=[0.5]"]
     out = tmp_path / "ta-lpg"
     assert main(["meta-train", "lpg", "--tasks", "chain/short", "--temporal", "--estimator", "es", "--es-strategy", "snes",
-                 "--population", "4", "--steps", "2", "--out", str(out), "--no-progress", *sets]) == 0
+                 "--population", "4", "--meta-steps", "2", "--out", str(out), "--no-progress", *sets]) == 0
     assert "Meta-trained 2 generations" in capsys.readouterr().out
     rule = load_rule(out / "rule.eqx")
     meta = json.loads((out / "rule.eqx").read_bytes().split(b"\n", 1)[0])["config"]["metadata"]

@@ -262,7 +262,8 @@ class LPG(AbstractUpdateRule):
     variant is the network's `inputs`).
     """
 
-    name: ClassVar[str] = "lpg"
+    # the CLI's name: lpg, or lpg-v for the variant with a value head (a property on instances)
+    name: ClassVar[str] = property(lambda self: "lpg-v" if self.variant == "v" else "lpg")  # type: ignore[assignment]
     network: LPGNetwork
     gamma: float = 0.99
     alpha_y: float = 0.5

@@ -164,6 +164,9 @@ class LPODrift(AbstractDrift):
         return jax.nn.relu(f)
 
 
+_MIRROR_NAMES = {"clip": "ppo", "dpo": "dpo", "lpo": "lpo"}
+
+
 class MirrorLearning(AbstractUpdateRule):
     """The mirror-learning rule: PPO's machinery (GAE, epochs × minibatches, per-minibatch advantage
     normalisation, clipped value loss, entropy bonus) around the objective ``E[r·A − f(r, A)]`` with
@@ -176,7 +179,8 @@ class MirrorLearning(AbstractUpdateRule):
     ``_after`` (advantages normalised over the whole batch). The clip fraction counts
     |r − 1| > ε with the drift's ε (PPO's 0.2 for drifts without one, such as DPO's)."""
 
-    name: ClassVar[str] = "mirror"
+    # the CLI's name, from the drift: ppo (clip), dpo, lpo, or mirror:<drift> (a property on instances)
+    name: ClassVar[str] = property(lambda self: _MIRROR_NAMES.get(self.drift.name, f"mirror:{self.drift.name}"))  # type: ignore[assignment]
     action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete", "continuous"})
     prediction_dim: ClassVar[int] = 0
     needs_value: ClassVar[bool] = True
