@@ -35,6 +35,7 @@ from learned_rl.rules._base import (
     AbstractUpdateRule,
     advantages_and_targets,
     batched,
+    concrete,
     log_prob_entropy,
 )
 
@@ -57,7 +58,7 @@ class A2C(AbstractUpdateRule):
     normalize_advantages: bool = False
 
     def __check_init__(self):
-        if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+        if concrete(self.gamma, self.gae_lambda) and (not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1):
             raise ValueError("A2C: gamma and gae_lambda must be in [0, 1]")
 
     def loss(self, agent, traj, *, key):

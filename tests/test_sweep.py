@@ -62,3 +62,24 @@ def test_sweep_command(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0], err
         assert not bad.exists()
+
+
+def test_rules_build_inside_vmap_over_traced_hyperparameters():
+    """`PPO(gamma=g)`, `DPODrift(alpha=a)` and `A2C(gae_lambda=l)` can be built from traced values
+    (their checks run on concrete values only), and a vmapped loss over gammas matches the loop."""
+    import jax
+    import jax.numpy as jnp
+    import pytest
+
+    from learned_rl.baselines import A2C, PPO
+    from learned_rl.rules import ClipDrift, DPODrift
+
+    gammas = jnp.asarray([0.9, 0.99])
+    names = jax.vmap(lambda g: jnp.asarray(PPO(gamma=g, drift=DPODrift(alpha=g + 1.0, beta=g)).gamma))(gammas)
+    assert jnp.allclose(names, gammas)
+    assert jax.vmap(lambda e: ClipDrift(e).epsilon)(jnp.asarray([0.1, 0.3])).shape == (2,)
+    assert jax.vmap(lambda lam: A2C(gae_lambda=lam).gae_lambda)(jnp.asarray([0.9, 0.95])).shape == (2,)
+    with pytest.raises(ValueError, match="gamma and gae_lambda"):
+        PPO(gamma=1.5)  # concrete values are still checked
+    with pytest.raises(ValueError, match="alpha and beta"):
+        DPODrift(alpha=-1.0)

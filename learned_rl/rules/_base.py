@@ -18,6 +18,13 @@ from .._returns import gae
 from .._rollout import Trajectory
 
 
+def concrete(*values) -> bool:
+    """Whether every value is known now (not a tracer): hyperparameter checks in `__check_init__`
+    run on concrete values only, so a rule can be built inside `jax.vmap` over a traced
+    hyperparameter (a sweep). `learned_rl.run_sweep` checks every point concretely first."""
+    return not any(isinstance(v, jax.core.Tracer) for v in values)
+
+
 def apply_gradients(agent: Agent, grads: Agent, opt_state, optimizer: optax.GradientTransformation):
     """One optimiser step on the agent's inexact-array leaves. Returns `(agent, opt_state)`."""
     params = eqx.filter(agent, eqx.is_inexact_array)

@@ -20,7 +20,7 @@ from jaxtyping import Array, Float
 from .._defaults import PPO_DEFAULTS, family_default
 from .._learner import TrainConfig
 from .._returns import normalize
-from ._base import AbstractUpdateRule, advantages_and_targets, apply_gradients, batched, batched_value, log_prob_entropy
+from ._base import AbstractUpdateRule, advantages_and_targets, apply_gradients, batched, batched_value, concrete, log_prob_entropy
 
 
 class AbstractDrift(eqx.Module, strict=True):
@@ -46,7 +46,7 @@ class ClipDrift(AbstractDrift):
     epsilon: float = 0.2
 
     def __check_init__(self):
-        if not 0 < self.epsilon < 1:
+        if concrete(self.epsilon) and not 0 < self.epsilon < 1:
             raise ValueError(f"ClipDrift.epsilon must be in (0, 1), got {self.epsilon}")
 
     def __call__(self, log_ratio, advantage):
@@ -103,7 +103,7 @@ class DPODrift(AbstractDrift):
     beta: float = 0.6
 
     def __check_init__(self):
-        if not (self.alpha > 0 and self.beta > 0):
+        if concrete(self.alpha, self.beta) and not (self.alpha > 0 and self.beta > 0):
             raise ValueError("DPODrift: alpha and beta must be positive")
 
     def __call__(self, log_ratio, advantage):
@@ -196,7 +196,7 @@ class MirrorLearning(AbstractUpdateRule):
     def __check_init__(self):
         if self.num_epochs <= 0 or self.num_minibatches <= 0:
             raise ValueError(f"{type(self).__name__}: num_epochs and num_minibatches must be positive")
-        if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+        if concrete(self.gamma, self.gae_lambda) and (not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1):
             raise ValueError(f"{type(self).__name__}: gamma and gae_lambda must be in [0, 1]")
 
     def _batch(self, agent, traj):
