@@ -159,6 +159,7 @@ def test_meta_train_stops_at_its_time_budget_and_saves_family_records(tmp_path):
     assert meta2["meta_steps"] == 3
     rows = (out / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["2", "3"] and any(c.startswith("arm_prob/chain/distractor/lr0.0001_") for c in rows[0].split(","))
+    assert {"task_grad_norm/chain/short", "task_grad_norm/chain/distractor"} <= set(rows[0].split(","))
     with pytest.raises(ValueError, match="max_seconds"):
         run_meta_train("lpg", "chain/short", out=tmp_path / "x", progress=False, max_seconds=0)
 
@@ -180,3 +181,24 @@ def test_meta_gradient_through_adam_lifetimes_is_finite():
         state, m = step(state)
         assert float(m["agent_resets"]) == 0 and int(m["skipped"]) == 0
         assert np.isfinite(float(m["grad_norm"])) and float(m["grad_norm"]) > 0
+
+
+def test_each_tasks_meta_gradient_norm_is_reported_before_weighting():
+    """`task_grad_norm/<task>`: the norm of each task's own meta-gradient, the same whatever the task
+    weights; the combined (equal-weight) gradient is their mean, so its norm is at most theirs."""
+    from learned_rl.meta import MetaTrainConfig
+    from learned_rl.meta._meta_train import make_meta_step, meta_init
+
+    ts = [tasks.make("chain/short"), tasks.make("chain/long")]
+    out = {}
+    for w in ((), (1.0, 3.0)):
+        est = TruncatedMetaGradient(**TINY, task_weights=w).bind(ts)
+        cfg = MetaTrainConfig(steps=1)
+        state = meta_init(_rule(), ts, est, cfg, key=jax.random.PRNGKey(1))
+        _, m = make_meta_step(est, cfg)(state)
+        out[w] = {k: float(v) for k, v in m.items() if k.startswith("task_grad_norm/") or k == "grad_norm"}
+    plain, weighted = out[()], out[(1.0, 3.0)]
+    norms = [plain[f"task_grad_norm/{t.name}"] for t in ts]
+    assert all(np.isfinite(n) and n > 0 for n in norms)
+    assert all(abs(plain[k] - weighted[k]) <= 1e-6 * plain[k] for k in plain if k != "grad_norm")
+    assert plain["grad_norm"] <= np.mean(norms) * (1 + 1e-5) and plain["grad_norm"] != weighted["grad_norm"]

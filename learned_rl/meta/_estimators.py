@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PRNGKeyArray
 
@@ -148,6 +149,8 @@ class TruncatedBackprop(AbstractMetaEstimator):
             auxs.append({k: masked_mean(v, healthy, n_ok) for k, v in aux.items()})
 
         new_state, metrics = problem.advance(rule, state, tuple(news), tuple(healthies), tuple(auxs), keys=tuple(keys[2 * i + 1] for i in range(len(members))))
+        for task, g in zip(getattr(problem, "tasks", ()) or (), group_grads):  # each task's share, before weighting
+            metrics[f"task_grad_norm/{task.name}"] = optax.global_norm(g)
         ok = jnp.stack(group_ok)
         w = list(problem.group_weights())
         w_ok = jnp.where(ok, jnp.asarray(w, jnp.float32), 0.0)  # weights of groups with a finite member

@@ -77,6 +77,8 @@ def _rows(history: list[tuple[int, dict]], est) -> dict[str, Any]:
         fsum = float(np.sum([m[f"final_return_sum/{n}"] for m in ms]))
         row[f"final_return/{n}"] = fsum / ended if ended else float("nan")
         row[f"critic_loss/{n}"] = float(np.mean([m[f"critic_loss/{n}"] for m in ms]))
+        if all(f"task_grad_norm/{n}" in m for m in ms):  # the task's meta-gradient norm, unweighted
+            row[f"task_grad_norm/{n}"] = float(np.mean([m[f"task_grad_norm/{n}"] for m in ms]))
         probs = ms[-1][f"arm_probs/{n}"]
         for (lr, a), p in zip(est.problem.arms_for(t), probs):
             row[f"arm_prob/{n}/lr{lr:g}_ay{a:g}"] = float(p)
