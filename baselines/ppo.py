@@ -33,7 +33,6 @@ objective, drifts included, runs unchanged. The `continuous` row was picked on P
 
 from __future__ import annotations
 
-
 from learned_rl._defaults import PPO_DEFAULTS as PPO_DEFAULTS
 from learned_rl.rules._mirror import MirrorLearning
 

@@ -10,8 +10,8 @@ import math
 import os
 import time
 import warnings
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -25,6 +25,8 @@ from ._learner import CONFIG_FIELDS, LearnerState, TrainConfig, apply_overrides,
 from ._registry import make_rule
 from .tasks import make as make_task
 
+# per-update bookkeeping of the episodes that ended (not a scalar metric to average on its own)
+EPISODE_KEYS = ("env_steps", "return_sum", "length_sum", "episodes")
 NUM_CHUNKS = 20  # progress granularity: the run is compiled once and executed in this many chunks
 
 
@@ -89,6 +91,14 @@ def _tree_bytes(tree) -> int:
     return int(sum(np.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree) if hasattr(x, "shape")))
 
 
+def _init_within_memory(init_all, *args, runs: int, desc: str):
+    """`init_all(*args)`, after checking that its learner states (twice: the chunks return new ones)
+    fit in memory, from their shapes alone."""
+    state_bytes = _tree_bytes(eqx.filter_eval_shape(init_all, *args))
+    check_memory(2 * state_bytes, runs, desc, f"{_gib(state_bytes)} of learner states, twice")
+    return init_all(*args)
+
+
 def run_seeds(
     rule,
     task,
@@ -120,10 +130,7 @@ def run_seeds(
     def run_chunk(chunk, stop_at):
         return eqx.filter_jit(lambda rule, states: jax.vmap(lambda s: run(rule, task, config, s, chunk, stop_at=stop_at))(states))
 
-    keys = seed_keys(seed, num_seeds)
-    state_bytes = _tree_bytes(eqx.filter_eval_shape(init_all, rule, keys))
-    check_memory(2 * state_bytes, num_seeds, f"{name} on {task.name}", f"{_gib(state_bytes)} of learner states, twice")
-    states = init_all(rule, keys)
+    states = _init_within_memory(init_all, rule, seed_keys(seed, num_seeds), runs=num_seeds, desc=f"{name} on {task.name}")
     states, metrics = _run_chunked(rule, run_chunk, states, config, runs=num_seeds, desc=f"{name} on {task.name}", progress=progress,
                                    callback=None if callback is None else (lambda m: callback(name, m)))
     for k, v in metrics.items():
@@ -145,13 +152,12 @@ def _run_chunked(head, make_chunk, states, config: TrainConfig, *, runs: int, de
     U = config.num_updates
     chunk = math.ceil(U / min(NUM_CHUNKS, U))
     num_chunks = math.ceil(U / chunk)
-    compiled = make_chunk(chunk, U).lower(head, states).compile()
-    mem = compiled.compiled.memory_analysis()
+    step = make_chunk(chunk, U).lower(head, states).compile()
+    mem = step.compiled.memory_analysis()
     if mem is not None:  # the outputs are the new states and one chunk's metrics
         program = mem.argument_size_in_bytes + mem.output_size_in_bytes - mem.alias_size_in_bytes + mem.temp_size_in_bytes
         host = max(mem.output_size_in_bytes - _tree_bytes(states), 0) * num_chunks
         check_memory(program + host, runs, desc, f"{_gib(program)} for the compiled program, {_gib(host)} of metrics")
-    step = compiled
     pieces = []
     bar = None
     if progress:
@@ -239,7 +245,7 @@ def curve_rows(result: RunResult, num_points: int = 50) -> list[dict[str, Any]]:
     U = result.metrics["return_sum"].shape[-1]
     P = len(steps)
     edges = np.linspace(0, U, P + 1).round().astype(int)
-    extra = sorted(k for k in result.metrics if k not in ("env_steps", "return_sum", "length_sum", "episodes"))
+    extra = sorted(k for k in result.metrics if k not in EPISODE_KEYS)
     rows = []
     for s in range(curve.shape[0]):
         for p in range(P):
@@ -495,9 +501,7 @@ def run_sweep(rule, task, config: TrainConfig, grid: dict[str, list[float]], *, 
             lambda vals, states: jax.vmap(lambda v, st: jax.vmap(lambda s: run(point_rule(v), task, config, s, chunk, stop_at=stop_at))(st))(vals, states)
         )
 
-    state_bytes = _tree_bytes(eqx.filter_eval_shape(init_all, values, lrs))
-    check_memory(2 * state_bytes, len(points) * num_seeds, f"sweep {name} on {task.name}", f"{_gib(state_bytes)} of learner states, twice")
-    states = init_all(values, lrs)
+    states = _init_within_memory(init_all, values, lrs, runs=len(points) * num_seeds, desc=f"sweep {name} on {task.name}")
     states, metrics = _run_chunked(values, make_chunk, states, config, runs=len(points) * num_seeds,
                                    desc=f"sweep {name} on {task.name}", progress=progress)
     return SweepResult(name, config, points, metrics, states, time.time() - start)

@@ -27,7 +27,7 @@ def _builder(kind: str):
 
 def rule_kind(rule) -> str | None:
     """``"lpg"`` for an LPG rule, ``"lpo"`` for a PPO rule with a learned `LPODrift`, else None."""
-    if getattr(rule, "name", None) in ("lpg", "lpg-v"):
+    if isinstance(rule, LPG):
         return "lpg"
     if is_lpo(rule):
         return "lpo"

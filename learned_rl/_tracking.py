@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ._experiment import EPISODE_KEYS
+
 TRACKERS = ("tensorboard",)
-_SKIP = ("env_steps", "return_sum", "length_sum", "episodes")
 
 
 def _writer_class():
@@ -55,7 +56,7 @@ class TensorBoardTracker:
         with np.errstate(invalid="ignore", divide="ignore"):
             per_run = np.where(episodes > 0, flat["return_sum"] / np.maximum(episodes, 1), np.nan)
         ended = episodes.sum(axis=0)
-        others = sorted(k for k in flat if k not in _SKIP and not k.startswith("_"))
+        others = sorted(k for k in flat if k not in EPISODE_KEYS and not k.startswith("_"))
         for u, step in enumerate(steps):
             step = int(step)
             if ended[u] > 0:
