@@ -208,11 +208,19 @@ class MLPTorso(eqx.Module):
 
     def __call__(self, obs: Array) -> Array:
         act = jnp.tanh if self.activation == "tanh" else jax.nn.relu
-        if self.one_hot:
+        layers = self.layers
+        if self.one_hot and not layers:
             x = jax.nn.one_hot(jnp.asarray(obs, jnp.int32).reshape(()), self.one_hot, dtype=jnp.float32)
+        elif self.one_hot:
+            # the first layer on a one-hot vector is its weight's column for the index: read that
+            # column instead of multiplying by n − 1 zeros (the same values; the gradient's sums
+            # over a batch may add in another order)
+            first = layers[0]
+            x = act(first.weight[:, jnp.asarray(obs, jnp.int32).reshape(())] + first.bias)
+            layers = layers[1:]
         else:
             x = jnp.ravel(obs).astype(jnp.float32)
-        for layer in self.layers:
+        for layer in layers:
             x = act(layer(x))
         return x
 

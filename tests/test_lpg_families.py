@@ -42,6 +42,24 @@ def test_mlp_agent_on_one_hot_indices():
     feats = jax.vmap(agent.torso)(jnp.arange(3, dtype=jnp.int32))
     assert not np.allclose(feats[0], feats[1])
     np.testing.assert_allclose(feats[2], jax.nn.relu(agent.torso.layers[0].weight[:, 2] + agent.torso.layers[0].bias), rtol=1e-6)
+    # reading the column is the dense layer on the one-hot vector: the same features exactly, and
+    # the same gradient to float rounding (a batch with repeated states sums in another order)
+    torso = agent.torso
+    obs = jnp.asarray([0, 5, 5, 17, task.num_states - 1, 5], jnp.int32)
+
+    def dense(m, o):
+        x = jax.nn.one_hot(o, m.one_hot, dtype=jnp.float32)
+        for layer in m.layers:
+            x = jax.nn.relu(layer(x))
+        return x
+
+    assert jnp.array_equal(jax.vmap(torso)(obs), jax.vmap(lambda o: dense(torso, o))(obs))
+    w = jax.random.normal(jax.random.PRNGKey(1), (obs.shape[0], 16))
+    g_col = eqx.filter_grad(lambda m: jnp.sum(w * jax.vmap(m)(obs)))(torso)
+    g_dense = eqx.filter_grad(lambda m: jnp.sum(w * jax.vmap(lambda o: dense(m, o))(obs)))(torso)
+    for a, b in zip(jax.tree.leaves(g_col), jax.tree.leaves(g_dense)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert float(jnp.abs(g_col.layers[0].weight[:, 5]).sum()) > 0 and float(jnp.abs(g_col.layers[0].weight[:, 6]).sum()) == 0
     assert agent_family(make_agent(task, AgentConfig(), key=jax.random.PRNGKey(0))) == "tabular"
     assert agent_family(make_agent(tasks.make("Breakout-MinAtar"), AgentConfig(), key=jax.random.PRNGKey(0))) == "cnn"
     with pytest.raises(ValueError, match="cnn"):

@@ -523,10 +523,17 @@ class LPGLifetimes(AbstractTruncatedProblem):
 
             bandit, _ = jax.lax.scan(push, bandit, (old.arm, final, reset & jnp.isfinite(final) & ~old.staggered))
             k_new = constrain_population(jax.random.split(keys[i], N))
-            fresh = jax.vmap(lambda k: self._new_lifetime(rule, task, bandit, self._fresh_length(k), key=k))(k_new)
-            lts = jax.tree.map(
-                lambda f, o: jnp.where(reset.reshape((-1,) + (1,) * (o.ndim - 1)), f, o), fresh, lts
-            )
+            arrays, static = eqx.partition(lts, eqx.is_array)
+
+            def restart(arrays, k_new=k_new, reset=reset, bandit=bandit, static=static, task=task):
+                fresh = jax.vmap(lambda k: self._new_lifetime(rule, task, bandit, self._fresh_length(k), key=k))(k_new)
+                fresh = eqx.filter(fresh, eqx.is_array)
+                return jax.tree.map(lambda f, o: jnp.where(reset.reshape((-1,) + (1,) * (o.ndim - 1)), f, o), fresh, arrays)
+
+            # fresh lifetimes (new agents, critics, levels) are built only on a step where one ends:
+            # building them costs as much as a tenth of a meta-step with network agents
+            arrays = jax.lax.cond(jnp.any(reset), restart, lambda a: a, arrays)
+            lts = eqx.combine(arrays, static)
             groups.append(constrain_population(lts))
             bandits.append(bandit)
             name = task.name
