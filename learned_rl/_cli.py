@@ -146,6 +146,13 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seeds", type=_positive_int("--seeds"), default=3)
     tr.add_argument("--seed", type=_nonneg_int, default=0)
     tr.add_argument("--steps", type=_positive_int("--steps"), default=None, help="env steps per seed (default: each family's default)")
+    tr.add_argument("--validate", default=None, metavar="TASKS",
+                    help="choose the rule's hyperparameters on these tasks (never test tasks) and seeds before the test runs")
+    tr.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...",
+                    help="with --validate: the values to choose from (learning_rate, or a float field of the rule such as alpha_y); repeat for a grid")
+    tr.add_argument("--validation-seeds", type=_positive_int("--validation-seeds"), default=None, help="seeds per validation point (default --seeds)")
+    tr.add_argument("--validation-seed", type=_nonneg_int, default=None, help="base seed of the validation runs (default --seed + 1)")
+    tr.add_argument("--validation-steps", type=_positive_int("--validation-steps"), default=None, help="env steps per validation run (default --steps)")
     tr.add_argument("--out", default=None, help="output directory (default runs/transfer-<rule>-<suite>)")
     tr.add_argument("--no-progress", action="store_true")
 
@@ -241,22 +248,22 @@ def _cmd_compare(args, command: str = "compare", rules: list[str] | None = None,
     return 0
 
 
-def _parse_grid(items: list[str]) -> dict[str, list[float]]:
-    """``--set FIELD=V1,V2,...`` of `sweep`: each field's values as numbers."""
+def _parse_grid(items: list[str], flag: str = "--set") -> dict[str, list[float]]:
+    """``--set FIELD=V1,V2,...`` of `sweep` (``--grid`` of `transfer`): each field's values as numbers."""
     grid: dict[str, list[float]] = {}
     for item in items:
         field, eq, raw = item.partition("=")
         field = field.strip()
         if not eq or not field:
-            raise ValueError(f"--set expects FIELD=V1,V2,..., got {item!r}")
+            raise ValueError(f"{flag} expects FIELD=V1,V2,..., got {item!r}")
         if field in grid:
-            raise ValueError(f"--set {field} given twice")
+            raise ValueError(f"{flag} {field} given twice")
         try:
             values = [float(v) for v in raw.split(",")]
         except ValueError:
-            raise ValueError(f"--set {field}: values must be numbers separated by commas, got {raw!r}") from None
+            raise ValueError(f"{flag} {field}: values must be numbers separated by commas, got {raw!r}") from None
         if len(set(values)) != len(values):
-            raise ValueError(f"--set {field}: repeated values in {raw!r}")
+            raise ValueError(f"{flag} {field}: repeated values in {raw!r}")
         grid[field] = values
     return grid
 
@@ -322,7 +329,10 @@ def _cmd_transfer(args) -> int:
 
     slug = f"{args.rule}-{args.suite}".replace(":", "-").replace("/", "_").replace(",", "+")
     out = _out_dir(args, f"runs/transfer-{slug}")
-    report = transfer(args.rule, args.suite, seeds=args.seeds, seed=args.seed, steps=args.steps, out=out, progress=not args.no_progress)
+    grid = _parse_grid(args.grid, "--grid") if args.grid else None
+    report = transfer(args.rule, args.suite, seeds=args.seeds, seed=args.seed, steps=args.steps, out=out, progress=not args.no_progress,
+                      validate=args.validate, grid=grid, validation_seeds=args.validation_seeds, validation_seed=args.validation_seed,
+                      validation_steps=args.validation_steps)
     print((out / "transfer.md").read_text())
     print(f"Wrote {out}/transfer.json, transfer.md, transfer.png and one compare run per task.")
     return 0 if report else 1

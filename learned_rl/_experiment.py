@@ -352,7 +352,7 @@ def write_results_md(path: Path, summary: dict[str, Any]) -> None:
 
 
 def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: int, out: Path, progress: bool, extra_config=None, sets: dict[str, Any] | None = None,
-            callback: Callable[[str, dict[str, np.ndarray]], Any] | None = None):
+            callback: Callable[[str, dict[str, np.ndarray]], Any] | None = None, tuned: dict[str, dict[str, float]] | None = None):
     """Validate everything, then train each rule (S vmapped seeds each) and write one run
     directory: config.json, metrics.csv, summary.json, curves.png, agents.eqx and results.md.
 
@@ -362,7 +362,10 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
 
     `sets` (``--set FIELD=VALUE``) replaces hyperparameters of every rule that has the field, or of
     every rule's `TrainConfig` (`learned_rl._learner.apply_overrides`); a field no rule and no
-    config has is an error. `callback` is `run_seeds`'s, for every rule.
+    config has is an error. `tuned` maps a rule name to one point of `run_sweep`'s fields
+    (``{"learning_rate": 3e-4, "alpha_y": 0.5}``) applied to that rule only, after `sets` (how
+    `transfer` uses hyperparameters chosen on validation tasks). `callback` is `run_seeds`'s, for
+    every rule.
     """
     if not rule_names:
         raise ValueError("no rules given")
@@ -387,6 +390,9 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
             continue
         rule, config, applied = apply_overrides(rule, config, sets, prefix="--set ")  # a bad value is an error, not a skipped rule
         used.update(applied)
+        if tuned and name in tuned:  # one grid point (`run_sweep`'s fields), for this rule only
+            check_grid(rule, {k: [v] for k, v in tuned[name].items()})
+            rule, config = apply_point(rule, config, tuned[name])
         plans.append((name, rule, config))
     if not plans:
         raise ValueError(f"no rule can run on {task.name!r}: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
@@ -395,6 +401,11 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
         raise ValueError(f"--set: no rule in {','.join(rule_names)} and no TrainConfig has the fields {unknown} (config fields: {', '.join(CONFIG_FIELDS)})")
     if sets:
         extra_config = {**(extra_config or {}), "sets": sets, "rule_fields": {n: settable_rule_fields(r) for n, r, _ in plans}}
+    if tuned:
+        unknown = sorted(set(tuned) - set(rule_names))
+        if unknown:
+            raise ValueError(f"tuned hyperparameters for {unknown}, which are not among the rules {','.join(rule_names)}")
+        extra_config = {**(extra_config or {}), "tuned": tuned}
     results = [
         run_seeds(rule, task, config, num_seeds=seeds, seed=seed, rule_name=name, progress=progress, callback=callback)
         for name, rule, config in plans
@@ -427,6 +438,36 @@ def _replace_path(rule, path: str, value):
     if not rest:
         return dataclasses.replace(rule, **{head: value})
     return dataclasses.replace(rule, **{head: _replace_path(getattr(rule, head), rest, value)})
+
+
+def check_grid(rule, grid: dict[str, list[float]]) -> list[str]:
+    """The rule's paths among `grid`'s fields (the others are `SWEEP_CONFIG_FIELDS`), after checking
+    that each names a float hyperparameter of the rule, or a one-line `ValueError`."""
+    if not grid or any(not isinstance(v, (list, tuple)) or not v for v in grid.values()):
+        raise ValueError("a sweep needs at least one field with at least one value")
+    rule_paths = [p for p in grid if p not in SWEEP_CONFIG_FIELDS]
+    for path in rule_paths:
+        try:
+            current = _getter(path)(rule)
+        except AttributeError:
+            raise ValueError(f"sweep: {type(rule).__name__} has no field {path!r} (sweepable: learning_rate and the rule's float fields)") from None
+        if isinstance(current, bool) or not isinstance(current, float):
+            raise ValueError(f"sweep: {path!r} is {current!r}, not a float hyperparameter; only floats vary inside one program "
+                             f"(a field that changes the program's shape, such as num_minibatches, needs separate runs)")
+    return rule_paths
+
+
+def apply_point(rule, config: TrainConfig, point: dict[str, float]):
+    """`(rule, config)` with one grid point's values: ``learning_rate`` in the config, every other
+    field (``alpha_y``, ``drift.alpha``, ...) in the rule, through the constructors so that every
+    check of the rule, its parts and the config runs on the value."""
+    rule = rule.overridable({path.partition(".")[0] for path in point if path not in SWEEP_CONFIG_FIELDS})
+    for path, value in point.items():
+        if path in SWEEP_CONFIG_FIELDS:
+            config = config.replace(**{path: float(value)})
+        else:
+            rule = _replace_path(rule, path, float(value))
+    return rule, config
 
 
 def sweep_points(grid: dict[str, list[float]]) -> list[dict[str, float]]:
@@ -462,24 +503,11 @@ def run_sweep(rule, task, config: TrainConfig, grid: dict[str, list[float]], *, 
     """
     if num_seeds <= 0:
         raise ValueError(f"number of seeds must be positive, got {num_seeds}")
-    if not grid or any(not isinstance(v, (list, tuple)) or not v for v in grid.values()):
-        raise ValueError("a sweep needs at least one field with at least one value")
-    rule_paths = [p for p in grid if p not in SWEEP_CONFIG_FIELDS]
-    for path in rule_paths:
-        try:
-            current = _getter(path)(rule)
-        except AttributeError:
-            raise ValueError(f"sweep: {type(rule).__name__} has no field {path!r} (sweepable: learning_rate and the rule's float fields)") from None
-        if isinstance(current, bool) or not isinstance(current, float):
-            raise ValueError(f"sweep: {path!r} is {current!r}, not a float hyperparameter; only floats vary inside one program "
-                             f"(a field that changes the program's shape, such as num_minibatches, needs separate runs)")
+    rule_paths = check_grid(rule, grid)
+    rule = rule.overridable({path.partition(".")[0] for path in rule_paths})
     points = sweep_points(grid)
     for p in points:  # every point is an ordinary, checked rule and config
-        r = rule
-        for path in rule_paths:
-            r = _replace_path(r, path, float(p[path]))
-        if "learning_rate" in p:
-            config.replace(learning_rate=float(p["learning_rate"]))
+        apply_point(rule, config, p)
     name = rule_name or rule.name
     values = {path: jnp.asarray([float(p[path]) for p in points], jnp.float32) for path in rule_paths}
     lrs = jnp.asarray([float(p.get("learning_rate", config.learning_rate)) for p in points], jnp.float32)

@@ -402,7 +402,7 @@ def apply_overrides(rule, config: "TrainConfig", sets: dict[str, Any], *, prefix
         if not ok:
             raise ValueError(f"{prefix}{k}: expected a value like {current!r}, got {v!r}")
     if rule_sets:
-        rule = dataclasses.replace(rule, **{k: float(v) if isinstance(rule_fields[k], float) else v for k, v in rule_sets.items()})
+        rule = dataclasses.replace(rule.overridable(set(rule_sets)), **{k: float(v) if isinstance(rule_fields[k], float) else v for k, v in rule_sets.items()})
     if cfg_sets:
         config = config.replace(**{k: float(v) if isinstance(getattr(config, k), float) else v for k, v in cfg_sets.items()})
     return rule, config, sorted(rule_sets) + sorted(cfg_sets)

@@ -2,6 +2,14 @@
 A2C-normalised return per task plus an aggregate (interquartile mean with a stratified bootstrap
 confidence interval).
 
+Hyperparameters for a new agent family or task family (the protocol of `transfer(validate=...)`):
+the rule's hyperparameters (a grid of `run_sweep`'s fields: ``learning_rate``, ``alpha_y``, ...)
+are chosen on *validation* tasks, with seeds the test runs never use, and only then is the rule run
+on the test tasks with the chosen point. A validation task may not be a test task. Each point's
+score is its mean final return on each validation task, scaled to [0, 1] across the grid
+(0 the worst point, 1 the best; a task where every point ties gives each 0.5), averaged over the
+validation tasks; the highest score wins (the first point among ties). A2C keeps its defaults.
+
 Normalisation, per task: ``score = (R − R_random) / (R_A2C − R_random)``, where R is a seed's final
 return, R_A2C the mean final return of A2C's seeds and R_random the mean return of a uniform random
 policy on the same levels. 0 is random, 1 is A2C. A task on which A2C does not beat random by two
@@ -21,7 +29,7 @@ import numpy as np
 
 from . import tasks as task_registry
 from ._agent import UniformPolicy
-from ._experiment import compare
+from ._experiment import apply_point, check_grid, compare, run_sweep, sweep_points, write_sweep
 from ._io import atomic_write, write_json
 from ._registry import make_rule
 from ._rollout import collect, reset_envs
@@ -52,18 +60,98 @@ def _slug(name: str) -> str:
     return name.replace("/", "_").replace(":", "-")
 
 
-def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: int | None = None, out: Path, progress: bool = True) -> dict[str, Any]:
+def grid_scores(means: np.ndarray) -> np.ndarray:
+    """``[points]`` scores from ``[tasks, points]`` mean returns: each task's returns scaled to
+    [0, 1] across the points (NaN, a point whose runs finished no episode, counts as the worst;
+    a task where every point ties gives each 0.5), averaged over the tasks."""
+    means = np.asarray(means, dtype=np.float64)
+    lo, hi = np.nanmin(np.where(np.isnan(means), np.inf, means), axis=1, keepdims=True), np.nanmax(np.where(np.isnan(means), -np.inf, means), axis=1, keepdims=True)
+    spread = hi - lo
+    scaled = np.where(np.isfinite(spread) & (spread > 0), (means - lo) / np.where(spread > 0, spread, 1.0), 0.5)
+    scaled = np.where(np.isnan(means), 0.0, scaled)
+    return scaled.mean(axis=0)
+
+
+def choose_on_validation(rule_name: str, tasks: list, grid: dict[str, list[float]], *, seeds: int, seed: int, steps: int | None,
+                         out: Path, progress: bool = True) -> dict[str, Any]:
+    """Sweep `grid` (`run_sweep`, one program per task) for the rule on every validation task,
+    writing each sweep to ``out/<task>/``, and choose the point with the best `grid_scores`.
+    Returns the record `transfer` keeps: tasks, seeds, grid, every point's returns and score, and
+    the chosen point (`all_tied` when every point scored the same: the choice is then the grid's
+    first point and carries no information), with the random policy's return on each validation
+    task and, per point and task, whether it beats that by two standard errors."""
+    rule = make_rule(rule_name)
+    sweeps, random = {}, {}
+    for t in tasks:
+        config = rule.default_config(t)
+        if steps is not None:
+            config = config.replace(total_steps=steps)
+        result = run_sweep(rule, t, config, grid, num_seeds=seeds, seed=seed, rule_name=rule_name, progress=progress)
+        sweeps[t.name] = write_sweep(out / _slug(t.name), t, result, {"command": "transfer (validation)", "seed": seed})
+        levels = jax.tree.map(lambda x: x[0], result.state.env_params)  # every point trains on the same levels
+        rand = random_policy_returns(t, levels, key=jax.random.PRNGKey(seed))
+        rand = rand[np.isfinite(rand)]
+        random[t.name] = [float(np.mean(rand)) if rand.size else float("nan"), stderr(rand) if rand.size > 1 else 0.0]
+    points = sweep_points(grid)
+    means = np.array([[row["final_return_mean"] for row in sweeps[n]["points"]] for n in sweeps])
+    scores = grid_scores(means)
+    best = int(np.argmax(scores))
+    ties = bool(np.all(scores == scores[best]))
+    def beats_random(n, i):
+        row = sweeps[n]["points"][i]
+        return bool(row["final_return_mean"] - random[n][0] > 2.0 * float(np.hypot(row["final_return_stderr"], random[n][1])))
+
+    rows = [{"point": p, "score": float(scores[i]),
+             "returns": {n: [sweeps[n]["points"][i]["final_return_mean"], sweeps[n]["points"][i]["final_return_stderr"]] for n in sweeps},
+             "beats_random": {n: beats_random(n, i) for n in sweeps}} for i, p in enumerate(points)]
+    return {
+        "tasks": list(sweeps), "seeds": seeds, "seed": seed, "env_steps": {n: sw["env_steps"] for n, sw in sweeps.items()},
+        "grid": grid, "random_return": random, "points": rows, "chosen": points[best], "all_tied": ties,
+        "chosen_beats_random_on": [n for n in sweeps if rows[best]["beats_random"][n]],
+    }
+
+
+def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: int | None = None, out: Path, progress: bool = True,
+             validate: str | None = None, grid: dict[str, list[float]] | None = None, validation_seeds: int | None = None,
+             validation_seed: int | None = None, validation_steps: int | None = None) -> dict[str, Any]:
     """Run `compare(task, [rule_name, "a2c"])` on every task of `suite` (a task set, a task, or a
     comma-separated list) into ``out/<task>/``, then write ``out/transfer.json``, ``transfer.md``
-    and ``transfer.png``. Everything is validated before any training starts."""
+    and ``transfer.png``. Everything is validated before any training starts.
+
+    With `validate` (tasks, as `suite`) and `grid` (``{field: [values]}`` of `run_sweep`'s
+    fields), the rule's hyperparameters are first chosen on the validation tasks
+    (`choose_on_validation`, written to ``out/validation/``) with `validation_seeds` seeds
+    (default `seeds`) of base `validation_seed` (default ``seed + 1``, so its keys are never the
+    test runs'), at `validation_steps` env steps (default `steps`); the test tasks then run the
+    rule with the chosen point, and A2C with its defaults."""
     if rule_name == "a2c":
         raise ValueError("transfer compares a rule against A2C; pick another rule than a2c")
     if seeds < 2:
         raise ValueError(f"transfer needs at least 2 seeds for standard errors, got {seeds}")
+    if (validate is None) != (grid is None):
+        raise ValueError("choosing hyperparameters on validation tasks needs both the tasks (--validate) and a grid (--grid)")
     rule = make_rule(rule_name)  # unknown rule or broken file: fail before anything runs
     a2c = make_rule("a2c")
     names = task_registry.resolve(suite)
     task_objs = [task_registry.make(n) for n in names]
+    val_tasks: list = []
+    if validate is not None:
+        validation_seeds = seeds if validation_seeds is None else validation_seeds
+        validation_seed = seed + 1 if validation_seed is None else validation_seed
+        if validation_seeds < 1:
+            raise ValueError(f"validation needs at least 1 seed, got {validation_seeds}")
+        if validation_seed == seed:
+            raise ValueError(f"the validation seed must differ from the test seed ({seed}): hyperparameters are never chosen on test seeds")
+        val_names = task_registry.resolve(validate)
+        shared = sorted(set(val_names) & set(names))
+        if shared:
+            raise ValueError(f"{', '.join(shared)} is both a validation and a test task: hyperparameters are never chosen on test tasks")
+        val_tasks = [task_registry.make(n) for n in val_names]
+        for t in val_tasks:
+            rule.check_task(t)
+        check_grid(rule, grid)
+        for p in sweep_points(grid):  # every point is a valid rule and config before anything runs
+            apply_point(rule, rule.default_config(val_tasks[0]), p)
     runnable, skipped = [], {}
     for t in task_objs:
         try:  # each rule's declared capability (its action kinds)
@@ -78,10 +166,16 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
+    validation = None
+    if val_tasks:
+        validation = choose_on_validation(rule_name, val_tasks, grid, seeds=validation_seeds, seed=validation_seed,
+                                          steps=steps if validation_steps is None else validation_steps, out=out / "validation", progress=progress)
+    tuned = {rule_name: validation["chosen"]} if validation else None
     per_task: dict[str, Any] = {}
     groups = []
     for t in runnable:
-        _, results, summary = compare(t.name, [rule_name, "a2c"], steps=steps, seeds=seeds, seed=seed, out=out / _slug(t.name), progress=progress, extra_config={"command": "transfer", "seed": seed})
+        _, results, summary = compare(t.name, [rule_name, "a2c"], steps=steps, seeds=seeds, seed=seed, out=out / _slug(t.name), progress=progress,
+                                      extra_config={"command": "transfer", "seed": seed}, tuned=tuned)
         res = {r.rule_name: r for r in results}
         rule_res = summary["results"][rule_name]
         a2c_res = summary["results"]["a2c"]
@@ -115,6 +209,8 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
         per_task[t.name] = entry
 
     report: dict[str, Any] = {"rule": rule_name, "suite": suite, "seeds": seeds, "seed": seed, "tasks": per_task, "skipped": skipped}
+    if validation:
+        report["validation"] = validation
     weak = [n for n, e in per_task.items() if not e["a2c_beats_random"]]
     if weak:  # a suite whose baseline does not learn cannot rank rules: no aggregate
         report["aggregate"] = None
@@ -164,6 +260,25 @@ def _write_md(path: Path, report: dict[str, Any]) -> None:
     lines.append("Score = (return − random) / (A2C − random): 0 is a uniform random policy, 1 is A2C.")
     for name, why in report["skipped"].items():
         lines.append(f"- {name}: not run ({why})")
+    val = report.get("validation")
+    if val:
+        fields = list(val["grid"])
+        chosen = ", ".join(f"{k} = {v:g}" for k, v in val["chosen"].items())
+        lines += ["", f"## Hyperparameters chosen on validation tasks: {chosen}", "",
+                  f"The rule ran every test task with {chosen}, chosen before any test run on {', '.join(val['tasks'])} "
+                  f"({val['seeds']} seeds of base seed {val['seed']}; the test seeds are of base seed {report['seed']}). "
+                  "Score: each validation task's mean final return scaled to [0, 1] across the grid, averaged over the tasks. "
+                  "A2C ran with its defaults."
+                  + (" Every point tied on every validation task, so the choice is the grid's first point and says nothing." if val["all_tied"] else "")
+                  + ("" if val["chosen_beats_random_on"] else " **The chosen point does not beat the random policy on any validation task.**"), "",
+                  "| " + " | ".join(fields) + " | " + " | ".join(val["tasks"]) + " | score |",
+                  "|" + "---|" * (len(fields) + len(val["tasks"]) + 1),
+                  "| random policy |" + " |" * (len(fields) - 1) + " " + " | ".join(f"{val['random_return'][n][0]:.3f}" for n in val["tasks"]) + " | |"]
+        for row in val["points"]:
+            mark = " (chosen)" if row["point"] == val["chosen"] else ""
+            lines.append("| " + " | ".join(f"{row['point'][k]:g}" for k in fields) + " | "
+                         + " | ".join(f"{m:.3f} ± {se:.3f}" + ("" if row["beats_random"][n] else " (≤ random)") for n, (m, se) in ((n, row["returns"][n]) for n in val["tasks"]))
+                         + f" | {row['score']:.3f}{mark} |")
     atomic_write(path, "\n".join(lines) + "\n")
 
 
@@ -192,4 +307,4 @@ def _plot(path: Path, report: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-__all__ = ["random_policy_returns", "transfer"]
+__all__ = ["choose_on_validation", "grid_scores", "random_policy_returns", "transfer"]

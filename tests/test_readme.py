@@ -155,7 +155,7 @@ def _tiny(argv: list[str], tmp: Path) -> list[str]:
         if cmd in ("transfer", "demo"):
             rules = [*rules, "a2c"]
         task = _flag(args, "--task") or ("chain/short" if cmd == "demo" else None)
-        names = tasks.resolve(_flag(args, "--suite")) if cmd == "transfer" else [task]
+        names = [*tasks.resolve(_flag(args, "--suite")), *(tasks.resolve(_flag(args, "--validate")) if "--validate" in args else [])] if cmd == "transfer" else [task]
         args = _set_flag(args, "--steps", str(_one_update(rules, names)))
         args = _set_flag(args, "--seeds", "2")
         args = [*args, "--no-progress"]

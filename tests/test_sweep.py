@@ -83,3 +83,24 @@ def test_rules_build_inside_vmap_over_traced_hyperparameters():
         PPO(gamma=1.5)  # concrete values are still checked
     with pytest.raises(ValueError, match="alpha and beta"):
         DPODrift(alpha=-1.0)
+
+
+def test_alpha_y_given_by_set_sweep_or_point_reaches_a_rule_with_recorded_family_arms():
+    """`lpg_mlp` records α_y 0.1 for MLP agents; an α_y given by --set, a tuned point or a sweep
+    must be the one its updates use (not silently replaced by the family's record)."""
+    from learned_rl import make_rule
+    from learned_rl._agent import make_agent
+    from learned_rl._experiment import apply_point
+    from learned_rl._learner import apply_overrides
+
+    task = tasks.make("CartPole-v1")
+    rule = make_rule("lpg:lpg_mlp")
+    cfg = rule.default_config(task).replace(total_steps=2 * 16 * 20)
+    agent = make_agent(task, cfg.agent, prediction_dim=rule.network.prediction_dim, key=jax.random.PRNGKey(0))
+    recorded = rule.alpha_y_for(agent)
+    assert recorded == 0.1
+    set_rule, _, used = apply_overrides(rule, cfg, {"alpha_y": 0.7})
+    point_rule, _ = apply_point(rule, cfg, {"alpha_y": 0.7})
+    assert used == ["alpha_y"] and set_rule.alpha_y_for(agent) == 0.7 and point_rule.alpha_y_for(agent) == 0.7
+    res = run_sweep(rule, task, cfg, {"alpha_y": [0.1, 1.0]}, num_seeds=1, progress=False)
+    assert not np.allclose(res.metrics["loss"][0], res.metrics["loss"][1])  # the swept value reached the program

@@ -165,3 +165,62 @@ def test_demo_code_path(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["results"]) == {"lpg:lpg_tabular", "a2c"}
     assert (out / "curves.png").exists() and (out / "results.md").exists()
+
+
+# ----------------------------------------------------------------------------- hyperparameters chosen on validation tasks
+
+
+def test_grid_scores_by_hand():
+    from learned_rl._transfer import grid_scores
+
+    means = np.array([[1.0, 3.0, 2.0], [10.0, 10.0, 10.0], [np.nan, 0.0, 4.0]])
+    # task 1 scaled 0, 1, .5; task 2 ties (.5 each); task 3: NaN is the worst (0), then 0, 1
+    assert grid_scores(means) == pytest.approx([(0 + 0.5 + 0) / 3, (1 + 0.5 + 0) / 3, (0.5 + 0.5 + 1) / 3])
+
+
+def test_transfer_chooses_on_validation_tasks_then_runs_the_test_tasks_with_the_choice(tmp_path):
+    """A learning rate too small to move a lookup table in 6,400 steps against a working one: the
+    protocol must pick the working one on the validation task (listed second, so neither the first
+    point nor a tie decides), and the test run must use it, A2C keeping its defaults."""
+    from learned_rl import make_rule
+
+    out = tmp_path / "tr"
+    rc = main(["transfer", "--rule", "lpg:lpg_tabular", "--suite", "chain/long", "--validate", "chain/short", "--grid", "learning_rate=0.01,10",
+               "--seeds", "2", "--steps", "6400", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    report = json.loads((out / "transfer.json").read_text())
+    val = report["validation"]
+    assert val["tasks"] == ["chain/short"] and val["seed"] == 1 and val["seeds"] == 2 and not val["all_tied"]
+    sweep = json.loads((out / "validation" / "chain_short" / "sweep.json").read_text())
+    returns = [p["final_return_mean"] for p in sweep["points"]]
+    assert returns[1] > returns[0] + 0.5, returns  # the working rate learns the short chain, the tiny one does not
+    assert val["chosen"] == {"learning_rate": 10.0} and [p["score"] for p in val["points"]] == [0.0, 1.0]
+    assert abs(val["random_return"]["chain/short"][0]) < 0.2  # the chain's random policy: about 0
+    assert [p["beats_random"]["chain/short"] for p in val["points"]] == [False, True] and val["chosen_beats_random_on"] == ["chain/short"]
+    config = json.loads((out / "chain_long" / "config.json").read_text())
+    assert config["tuned"] == {"lpg:lpg_tabular": {"learning_rate": 10.0}}
+    assert config["rules"]["lpg:lpg_tabular"]["learning_rate"] == 10.0
+    a2c_default = make_rule("a2c").default_config(tasks.make("chain/long")).learning_rate
+    assert config["rules"]["a2c"]["learning_rate"] == a2c_default
+    md = (out / "transfer.md").read_text()
+    assert "Hyperparameters chosen on validation tasks: learning_rate = 10" in md and "(chosen)" in md
+
+
+@pytest.mark.parametrize(
+    "extra, msg",
+    [
+        (["--validate", "chain/short", "--grid", "learning_rate=1,10"], "both a validation and a test task"),
+        (["--validate", "chain/long"], "needs both"),
+        (["--grid", "learning_rate=1,10"], "needs both"),
+        (["--validate", "chain/long", "--grid", "no_such_field=1,2"], "no_such_field"),
+        (["--validate", "chain/long", "--grid", "learning_rate=1,x"], "--grid learning_rate"),
+        (["--validate", "chain/long", "--grid", "learning_rate=1,10", "--validation-seed", "0"], "validation seed"),
+        (["--validate", "no/such_task", "--grid", "learning_rate=1,10"], "Unknown task"),
+    ],
+)
+def test_transfer_validation_bad_input_one_line_error_nothing_written(tmp_path, capsys, extra, msg):
+    out = tmp_path / "out"
+    rc = main(["transfer", "--rule", "lpg:lpg_tabular", "--suite", "chain/short", "--seeds", "2", "--steps", "640", "--out", str(out)] + extra)
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1 and msg in err, err
+    assert not out.exists()

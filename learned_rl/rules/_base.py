@@ -92,6 +92,12 @@ class AbstractUpdateRule(eqx.Module):
     def default_config(self, task) -> Any:
         """The documented default `TrainConfig` of this rule for the task's family."""
 
+    def overridable(self, fields) -> "AbstractUpdateRule":
+        """This rule prepared so that a value given for each of `fields` (top-level names, set by
+        ``--set``, a sweep or a tuned point) is the one its updates use. The identity, except in
+        rules that keep a field's value in more than one place (LPG's per-family α_y)."""
+        return self
+
 
 # `log_prob_entropy(out, action)` (re-exported above from `learned_rl._agent`) dispatches on the
 # policy type of an `AgentOutput`: categorical logits or a diagonal Gaussian. Rules that should work

@@ -432,6 +432,13 @@ class LPG(AbstractUpdateRule):
         fams = self.families if alpha_y is None else tuple(dataclasses.replace(f, alpha_y=None) for f in self.families)
         return dataclasses.replace(self, learning_rate=value(learning_rate, self.learning_rate), alpha_y=value(alpha_y, self.alpha_y), families=fams)
 
+    def overridable(self, fields) -> "LPG":
+        """A given `alpha_y` applies to every agent family: the families' recorded α_y are dropped
+        (as `with_arm` does), so ``--set alpha_y=...`` and a swept α_y are the ones used."""
+        if "alpha_y" in fields and any(f.alpha_y is not None for f in self.families):
+            return dataclasses.replace(self, families=tuple(dataclasses.replace(f, alpha_y=None) for f in self.families))
+        return self
+
     def with_regime(self, num_envs: int, rollout_len: int, lifetime_updates: int) -> "LPG":
         """This rule recording the meta-training regime it is trained for."""
         return dataclasses.replace(self, num_envs=int(num_envs), rollout_len=int(rollout_len), lifetime_updates=int(lifetime_updates))
