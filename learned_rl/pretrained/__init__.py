@@ -7,7 +7,8 @@ a temporally-aware LPO rule (TA-LPO; its drift also reads n/N), and ``ta_lpg_tab
 temporally-aware LPG rule meta-trained by evolution strategies over whole lifetimes, and ``lpg_mlp``
 the LPG rule fine-tuned from ``lpg_tabular`` with MLP agents trained by Adam (one-hot
 ``gridworld/dense``, ``random_gridworld/small``), and ``lpg_mix`` the LPG rule fine-tuned from
-``lpg_mlp`` with lookup tables and one-hot MLPs in one run (best on lookup tables). See docs/rules.md and docs/lpg_all.md for the commands
+``lpg_mlp`` with lookup tables and one-hot MLPs in one run (best on lookup tables), and ``lpg_v_tabular``
+the LPG-V ablation (a TD(λ) value instead of y) meta-trained exactly as ``lpg_tabular``. See docs/rules.md and docs/lpg_all.md for the commands
 that produced them, their cost and their results.
 """
 
