@@ -30,6 +30,8 @@ A2C_DEFAULTS: dict[str, TrainConfig] = {
     ),
 }
 A2C_DEFAULTS["chain"] = A2C_DEFAULTS["tabular"].replace(total_steps=200_000)
+# the line toys: the classic-control recipe at a toy's budget
+A2C_DEFAULTS["line"] = A2C_DEFAULTS["classic"].replace(total_steps=300_000)
 # Continuous actions (Gaussian policy). Not tuned: the classic-control recipe plus observation and
 # reward normalisation; Brax uses more envs per update.
 A2C_DEFAULTS["continuous"] = A2C_DEFAULTS["classic"].replace(
@@ -92,3 +94,4 @@ PPO_DEFAULTS["brax"] = TrainConfig(
 )
 PPO_DEFAULTS["bsuite"] = PPO_DEFAULTS["classic"]
 PPO_DEFAULTS["misc"] = PPO_DEFAULTS["classic"]
+PPO_DEFAULTS["line"] = PPO_DEFAULTS["classic"].replace(total_steps=300_000)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -22,6 +21,8 @@ import numpy as np
 from ._evaluate import save_agents
 from ._io import atomic_write, write_csv, write_json
 from ._learner import CONFIG_FIELDS, LearnerState, TrainConfig, apply_overrides, final_return, init, learning_curve, run, settable_rule_fields
+from ._memory import RunTooLarge as RunTooLarge
+from ._memory import check_memory, compiled_bytes, gib, tree_bytes
 from ._registry import make_rule
 from .tasks import make as make_task
 
@@ -48,54 +49,11 @@ class RunResult:
     wall_time: float
 
 
-class RunTooLarge(ValueError):
-    """A run whose estimated memory exceeds what the device can still take."""
-
-
-def available_memory() -> tuple[int, str]:
-    """Bytes the default device can still take, and what they are: an accelerator's free memory
-    (its allocator's limit less what is in use), or the host's available RAM (``MemAvailable``)."""
-    dev = jax.devices()[0]
-    if dev.platform != "cpu":
-        stats = dev.memory_stats() or {}
-        if "bytes_limit" in stats:
-            return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)), f"free memory on {dev.device_kind}"
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024, "available RAM"
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "available RAM"
-
-
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB"
-
-
-def check_memory(need: float, runs: int, desc: str, parts: str) -> None:
-    """Refuse (`RunTooLarge`, one line) a run of `runs` vmapped runs whose estimate `need` (bytes)
-    exceeds 90% of what the device can still take, with the estimate, the machine's figure and how
-    many runs would fit."""
-    have, what = available_memory()
-    if need > 0.9 * have:
-        fit = max(int(runs * 0.9 * have / need), 0)
-        raise RunTooLarge(
-            f"{desc}: {runs} runs need about {_gib(need)} ({parts}), more than this machine's {_gib(have)} of {what}; "
-            f"about {fit} would fit (fewer --seeds or sweep points)"
-        )
-
-
-def _tree_bytes(tree) -> int:
-    return int(sum(np.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree) if hasattr(x, "shape")))
-
-
 def _init_within_memory(init_all, *args, runs: int, desc: str):
     """`init_all(*args)`, after checking that its learner states (twice: the chunks return new ones)
     fit in memory, from their shapes alone."""
-    state_bytes = _tree_bytes(eqx.filter_eval_shape(init_all, *args))
-    check_memory(2 * state_bytes, runs, desc, f"{_gib(state_bytes)} of learner states, twice")
+    state_bytes = tree_bytes(eqx.filter_eval_shape(init_all, *args))
+    check_memory(2 * state_bytes, desc, f"{gib(state_bytes)} of learner states, twice", runs=runs)
     return init_all(*args)
 
 
@@ -153,11 +111,10 @@ def _run_chunked(head, make_chunk, states, config: TrainConfig, *, runs: int, de
     chunk = math.ceil(U / min(NUM_CHUNKS, U))
     num_chunks = math.ceil(U / chunk)
     step = make_chunk(chunk, U).lower(head, states).compile()
-    mem = step.compiled.memory_analysis()
-    if mem is not None:  # the outputs are the new states and one chunk's metrics
-        program = mem.argument_size_in_bytes + mem.output_size_in_bytes - mem.alias_size_in_bytes + mem.temp_size_in_bytes
-        host = max(mem.output_size_in_bytes - _tree_bytes(states), 0) * num_chunks
-        check_memory(program + host, runs, desc, f"{_gib(program)} for the compiled program, {_gib(host)} of metrics")
+    program = compiled_bytes(step.compiled)
+    if program is not None:  # the outputs are the new states and one chunk's metrics
+        host = max(step.compiled.memory_analysis().output_size_in_bytes - tree_bytes(states), 0) * num_chunks
+        check_memory(program + host, desc, f"{gib(program)} for the compiled program, {gib(host)} of metrics", runs=runs)
     pieces = []
     bar = None
     if progress:

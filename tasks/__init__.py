@@ -2,7 +2,8 @@
 
 ``tasks.make(name)`` returns a :class:`Task`; ``tasks.resolve("lpg-all")``
 expands a named task set; ``tasks.list_tasks()`` lists every name.
-See :mod:`learned_rl.tasks.gridworld`, :mod:`learned_rl.tasks.random_gridworld`, :mod:`learned_rl.tasks.chain`
+See :mod:`learned_rl.tasks.gridworld`, :mod:`learned_rl.tasks.random_gridworld`, :mod:`learned_rl.tasks.chain`,
+:mod:`learned_rl.tasks.line`
 for the environment semantics and :mod:`learned_rl.tasks.registry` for the registry.
 """
 
@@ -14,6 +15,10 @@ from .gridworld import GridWorld as GridWorld
 from .gridworld import GridWorldParams as GridWorldParams
 from .gridworld import GridWorldState as GridWorldState
 from .gridworld import make_gridworld as make_gridworld
+from .line import LineParams as LineParams
+from .line import LineState as LineState
+from .line import LineWorld as LineWorld
+from .line import make_line as make_line
 from .random_gridworld import RandomGridWorld as RandomGridWorld
 from .random_gridworld import RandomGridWorldParams as RandomGridWorldParams
 from .random_gridworld import RandomGridWorldState as RandomGridWorldState
@@ -34,6 +39,9 @@ __all__ = [
     "GridWorld",
     "GridWorldParams",
     "GridWorldState",
+    "LineParams",
+    "LineState",
+    "LineWorld",
     "RandomGridWorld",
     "RandomGridWorldParams",
     "RandomGridWorldState",
@@ -43,6 +51,7 @@ __all__ = [
     "make",
     "make_chain",
     "make_gridworld",
+    "make_line",
     "make_random_gridworld",
     "register_provider",
     "resolve",

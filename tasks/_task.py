@@ -9,7 +9,7 @@ from typing import Any
 
 from gymnax.environments.environment import Environment
 
-FAMILIES = ("tabular", "random_gridworld", "chain", "classic", "minatar", "bsuite", "misc")
+FAMILIES = ("tabular", "random_gridworld", "chain", "line", "classic", "minatar", "bsuite", "misc")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

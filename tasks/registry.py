@@ -12,6 +12,8 @@ Names
       (family ``random_gridworld``; keyword ``num_actions=5|9``),
     - ``chain/{short,short_noisy,long,long_noisy,distractor}`` (family ``chain``;
       keywords override :class:`~tasks.chain.DelayedChain` arguments),
+    - ``line/{balance,escape}`` (family ``line``: a reward on every step, as in classic
+      control; keywords override :class:`~tasks.line.LineConfig` fields),
     - every id in ``gymnax.registered_envs`` (families ``classic``,
       ``minatar``, ``bsuite``, ``misc``; keywords go to ``gymnax.make``).
       Their ``sample_params`` returns ``default_params``. For continuous
@@ -44,6 +46,7 @@ from ._task import Task as Task
 from .brax_tasks import BRAX_ENVS, brax_task_names, make_brax_task  # does not import brax itself
 from .chain import CHAIN_CONFIGS, make_chain
 from .gridworld import GRIDWORLD_CONFIGS, make_gridworld
+from .line import LINE_CONFIGS, make_line
 from .random_gridworld import RANDOM_GRIDWORLD_CONFIGS, make_random_gridworld
 
 __all__ = [
@@ -88,6 +91,7 @@ _OUR_TASKS: dict[str, Callable[..., Task]] = {
         for v in RANDOM_GRIDWORLD_CONFIGS
     },
     **{f"chain/{v}": _our_task("chain", "chain", make_chain, v) for v in CHAIN_CONFIGS},
+    **{f"line/{v}": _our_task("line", "line", make_line, v) for v in LINE_CONFIGS},
 }
 
 # ------------------------------------------------------------ gymnax tasks
@@ -175,7 +179,7 @@ def _provider_for(name: str) -> TaskProvider | None:
 
 # ---------------------------------------------------------------- public API
 def list_tasks() -> list[str]:
-    """All task names: our 15 LPG tasks, gymnax ids, then provider names."""
+    """All task names: our 15 LPG tasks and 2 line toys, gymnax ids, then provider names."""
     names = list(_OUR_TASKS) + list(gymnax.registered_envs)
     for provider in _PROVIDERS.values():
         names += provider.names()
@@ -218,6 +222,7 @@ TASK_SETS: dict[str, list[str]] = {
 }
 TASK_SETS["brax"] = [f"brax/{e}" for e in BRAX_ENVS]
 TASK_SETS["lpg-all"] = TASK_SETS["lpg-tabular"] + TASK_SETS["lpg-random"] + TASK_SETS["lpg-chain"]
+TASK_SETS["line"] = [f"line/{v}" for v in LINE_CONFIGS]
 
 
 def _check_name(name: str) -> None:

@@ -26,7 +26,7 @@ SOURCES = {"learned_rl": ROOT / "learned_rl", "learned_rl.tasks": ROOT / "tasks"
 # layer -> the modules in it (a name ending in ".*" is a package and everything under it)
 LAYERS = {
     "tasks": ["learned_rl.tasks.*"],
-    "core": ["learned_rl._agent", "learned_rl._rollout", "learned_rl._returns", "learned_rl._learner", "learned_rl._defaults", "learned_rl._checkpoint", "learned_rl._io", "learned_rl._stats"],
+    "core": ["learned_rl._agent", "learned_rl._rollout", "learned_rl._returns", "learned_rl._learner", "learned_rl._defaults", "learned_rl._checkpoint", "learned_rl._io", "learned_rl._stats", "learned_rl._memory"],
     "rules": ["learned_rl.rules.*", "learned_rl._rules_io", "learned_rl.pretrained"],
     "baselines": ["learned_rl.baselines.*"],
     "meta": ["learned_rl.meta", "learned_rl.meta._bandit", "learned_rl.meta._sharding", "learned_rl.meta._problems", "learned_rl.meta._estimators", "learned_rl.meta._meta_train", "learned_rl.meta._es", "learned_rl.meta._evosax", "learned_rl.meta._presets"],

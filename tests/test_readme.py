@@ -157,6 +157,8 @@ def _tiny(argv: list[str], tmp: Path) -> list[str]:
         task = _flag(args, "--task") or ("chain/short" if cmd == "demo" else None)
         names = [*tasks.resolve(_flag(args, "--suite")), *(tasks.resolve(_flag(args, "--validate")) if "--validate" in args else [])] if cmd == "transfer" else [task]
         args = _set_flag(args, "--steps", str(_one_update(rules, names)))
+        if "--validation-steps" in args:
+            args = _set_flag(args, "--validation-steps", str(_one_update(rules, names)))
         args = _set_flag(args, "--seeds", "2")
         args = [*args, "--no-progress"]
     elif cmd == "meta-train":

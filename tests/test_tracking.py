@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -93,8 +94,9 @@ def test_a_run_too_large_for_memory_is_refused_before_it_starts(tmp_path, capsys
     # the second check: XLA's memory analysis of the compiled chunk, against a machine that has
     # room for the states but not for the program
     import learned_rl._experiment as E
+    import learned_rl._memory as M
 
-    real = E.available_memory
+    real = M.available_memory
     calls = []
 
     def shrinking():
@@ -102,8 +104,39 @@ def test_a_run_too_large_for_memory_is_refused_before_it_starts(tmp_path, capsys
         have, what = real()
         return (have, what) if len(calls) == 1 else (1 << 20, what)
 
-    monkeypatch.setattr(E, "available_memory", shrinking)
+    monkeypatch.setattr(M, "available_memory", shrinking)
     task = tasks.make("CartPole-v1")
     with pytest.raises(E.RunTooLarge, match="for the compiled program"):
         run_seeds(PPO(), task, PPO().default_config(task).replace(total_steps=2048), num_seeds=2, progress=False)
+    assert len(calls) == 2
+
+
+def test_a_meta_training_run_too_large_for_memory_is_refused_before_it_starts(tmp_path, capsys, monkeypatch):
+    """Meta-training checks its meta-state from shapes before allocating it, then XLA's analysis of
+    the compiled meta-step before running it: each refusal is one line and leaves no checkpoint."""
+    out = tmp_path / "meta"
+    rc = main(["meta-train", "lpg", "--tasks", "lpg-tabular", "--set", "lifetimes_per_task=2000000", "--meta-steps", "1", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "GiB of meta-state" in err and "available RAM" in err and "lifetimes_per_task" in err, err
+    assert not out.exists()
+
+    import learned_rl._memory as M
+    from learned_rl.meta import meta_train
+    from learned_rl.meta._presets import get_preset
+
+    real = M.available_memory
+    calls = []
+
+    def shrinking():
+        calls.append(1)
+        have, what = real()
+        return (have, what) if len(calls) == 1 else (1 << 10, what)
+
+    monkeypatch.setattr(M, "available_memory", shrinking)
+    task = tasks.make("chain/short")
+    preset = get_preset("cpu", hidden_size=8, prediction_dim=4, lifetimes_per_task=2, num_envs=2, rollout_len=4, inner_steps=2, lifetime_updates=4, steps=1)
+    rule, est, cfg = preset.build([task], key=jax.random.PRNGKey(0))
+    with pytest.raises(M.RunTooLarge, match="for the compiled meta-step"):
+        meta_train(rule, [task], est, cfg, key=jax.random.PRNGKey(1))
     assert len(calls) == 2

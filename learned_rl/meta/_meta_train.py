@@ -20,6 +20,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, PRNGKeyArray
 
+from .._memory import check_memory, compiled_bytes, gib, tree_bytes
 from ._estimators import AbstractMetaEstimator
 from ._sharding import check_divisible, constrain, parse_devices, place, population_mesh, use_mesh
 
@@ -145,6 +146,9 @@ def state_layout(estimator: AbstractMetaEstimator, state: MetaState) -> MetaStat
     return MetaState(False, False, estimator.population_axes(state.estimator_state), False, False, False)
 
 
+_FEWER = "fewer lifetimes or envs per task (for LPG: --set lifetimes_per_task=N or num_envs=N), or fewer tasks"
+
+
 def meta_train(
     rule,
     tasks: list,
@@ -168,6 +172,10 @@ def meta_train(
     - `callback`: called on the host after every step with `(state, metrics)`; if it returns
       True, meta-training stops after that step (a time budget, say).
 
+    A run whose meta-state (from its shapes, before allocating it) or whose compiled meta-step (by
+    XLA's memory analysis, before it runs) would not fit in what the device can still take is
+    refused with a one-line `RunTooLarge` (a `ValueError`).
+
     **Returns:** `(rule, state, metrics)`, with `metrics` a dict of arrays stacked over steps.
     """
     if not tasks:
@@ -176,10 +184,21 @@ def meta_train(
         estimator = estimator.bind(tasks, rule)
     mesh = population_mesh(config.devices)  # ValueError: more devices than the machine has
     check_divisible(estimator.population_size(), mesh, f"{type(estimator).__name__} population")
+    desc = f"meta-train ({type(estimator).__name__} on {len(tasks)} task{'s' * (len(tasks) > 1)})"
     if state is None:
+        estimator.validate(rule, tasks)  # bad input fails before anything is traced
+        # the meta-state (rule, optimiser, every lifetime) from shapes alone, before allocating it
+        state_bytes = tree_bytes(eqx.filter_eval_shape(meta_init, rule, tasks, estimator, config, key=key))
+        check_memory(2 * state_bytes, desc, f"{gib(state_bytes)} of meta-state, twice", hint=_FEWER)
         state = meta_init(rule, tasks, estimator, config, key=key)
     state = place(state, state_layout(estimator, state), mesh)
-    step = make_meta_step(estimator, config)
+    # compiled ahead of time, so that XLA's memory analysis of the meta-step is checked before it
+    # runs; the executable is the one jit would have built
+    step = make_meta_step(estimator, config).lower(state).compile()
+    program = compiled_bytes(step.compiled)
+    if program is not None:  # its arguments (the meta-state) are already allocated
+        need = program - step.compiled.memory_analysis().argument_size_in_bytes
+        check_memory(need, desc, f"{gib(need)} for the compiled meta-step beyond its meta-state", hint=_FEWER)
     history: list[dict[str, Any]] = []
     while int(state.step) < config.steps:
         state, metrics = step(state)

@@ -43,6 +43,7 @@ import numpy as np
 from .. import tasks as task_registry
 from .._checkpoint import CheckpointError, load, read_header, save
 from .._io import write_csv, write_json
+from .._memory import RunTooLarge
 from .._registry import rule_file
 from .._rules_io import load_rule, save_rule
 from ._meta_train import meta_init, meta_train
@@ -404,6 +405,7 @@ def run_meta_train(
     elif ckpt.exists() or prev.exists():
         raise ValueError(f"{ckpt if ckpt.exists() else prev} exists: pass --resume to continue it, or choose another --out")
 
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", {**run_config, "env_steps_per_meta_step": est.env_steps_per_estimate()})
     start = time.time()
@@ -454,7 +456,13 @@ def run_meta_train(
         if step == 1:  # right after the first meta-step: a crash after compiling loses nothing
             checkpoint(s)
 
-    rule, state, _ = meta_train(rule, task_objs, est, cfg, key=k_meta, state=state, callback=callback)
+    try:
+        rule, state, _ = meta_train(rule, task_objs, est, cfg, key=k_meta, state=state, callback=callback)
+    except RunTooLarge:
+        if created:  # refused before its first step: leave nothing behind
+            (out / "config.json").unlink(missing_ok=True)
+            out.rmdir()
+        raise
     if bar is not None:
         bar.close()
     checkpoint(state)

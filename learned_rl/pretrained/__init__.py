@@ -8,7 +8,9 @@ temporally-aware LPG rule meta-trained by evolution strategies over whole lifeti
 the LPG rule fine-tuned from ``lpg_tabular`` with MLP agents trained by Adam (one-hot
 ``gridworld/dense``, ``random_gridworld/small``), and ``lpg_mix`` the LPG rule fine-tuned from
 ``lpg_mlp`` with lookup tables and one-hot MLPs in one run (best on lookup tables), and ``lpg_v_tabular``
-the LPG-V ablation (a TD(λ) value instead of y) meta-trained exactly as ``lpg_tabular``. See docs/rules.md and docs/lpg_all.md for the commands
+the LPG-V ablation (a TD(λ) value instead of y) meta-trained exactly as ``lpg_tabular``, and
+``lpg_line`` the LPG rule fine-tuned from ``lpg_mlp`` with MLP agents on its tasks and the line toys
+(a reward on every step; it learns CartPole-v1). See docs/rules.md and docs/lpg_all.md for the commands
 that produced them, their cost and their results.
 """
 
