@@ -81,6 +81,23 @@ def test_missing_tracker_library_is_one_line_and_writes_nothing(tmp_path, capsys
     assert main(["train", "--rule", "a2c", "--task", "chain/short", "--track", "wandb"]) == 2
 
 
+def _room_for_the_first_check_only(monkeypatch, later_bytes: int) -> list:
+    """Patch the free-memory figure: the machine's real one for the first check (the shapes), then
+    `later_bytes` (the compiled program). Returns the list that counts the calls."""
+    import learned_rl._memory as M
+
+    real = M.available_memory
+    calls: list = []
+
+    def shrinking():
+        calls.append(1)
+        have, what = real()
+        return (have, what) if len(calls) == 1 else (later_bytes, what)
+
+    monkeypatch.setattr(M, "available_memory", shrinking)
+    return calls
+
+
 def test_a_run_too_large_for_memory_is_refused_before_it_starts(tmp_path, capsys, monkeypatch):
     """A million CartPole seeds need ~200 GiB of learner states alone: refused in one line, with the
     estimate and the machine's figure, before anything is allocated or written."""
@@ -94,17 +111,8 @@ def test_a_run_too_large_for_memory_is_refused_before_it_starts(tmp_path, capsys
     # the second check: XLA's memory analysis of the compiled chunk, against a machine that has
     # room for the states but not for the program
     import learned_rl._experiment as E
-    import learned_rl._memory as M
 
-    real = M.available_memory
-    calls = []
-
-    def shrinking():
-        calls.append(1)
-        have, what = real()
-        return (have, what) if len(calls) == 1 else (1 << 20, what)
-
-    monkeypatch.setattr(M, "available_memory", shrinking)
+    calls = _room_for_the_first_check_only(monkeypatch, 1 << 20)
     task = tasks.make("CartPole-v1")
     with pytest.raises(E.RunTooLarge, match="for the compiled program"):
         run_seeds(PPO(), task, PPO().default_config(task).replace(total_steps=2048), num_seeds=2, progress=False)
@@ -125,15 +133,7 @@ def test_a_meta_training_run_too_large_for_memory_is_refused_before_it_starts(tm
     from learned_rl.meta import meta_train
     from learned_rl.meta._presets import get_preset
 
-    real = M.available_memory
-    calls = []
-
-    def shrinking():
-        calls.append(1)
-        have, what = real()
-        return (have, what) if len(calls) == 1 else (1 << 10, what)
-
-    monkeypatch.setattr(M, "available_memory", shrinking)
+    calls = _room_for_the_first_check_only(monkeypatch, 1 << 10)
     task = tasks.make("chain/short")
     preset = get_preset("cpu", hidden_size=8, prediction_dim=4, lifetimes_per_task=2, num_envs=2, rollout_len=4, inner_steps=2, lifetime_updates=4, steps=1)
     rule, est, cfg = preset.build([task], key=jax.random.PRNGKey(0))
