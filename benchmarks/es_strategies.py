@@ -42,7 +42,7 @@ def main():
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}, {jax.devices()[0].platform}")
     for name in names:
         if args.kind == "lpo":
-            p = get_lpo_preset("cpu", es_strategy=name, population=args.population, inner_steps=args.inner_steps, eval_center=False)
+            p = get_lpo_preset("cpu", es_strategy=name, population=args.population, inner_env_steps=args.inner_steps, eval_center=False)
         else:
             p = get_preset("cpu", estimator="es", es_strategy=name, population=args.population, lifetime_updates=max(5, args.inner_steps // 320))
         rule, est, cfg = p.build(task, key=jax.random.PRNGKey(0))

@@ -398,7 +398,7 @@ def _cmd_meta_train(args) -> int:
     if args.kind == "lpo":
         if args.variant is not None or args.estimator is not None:
             raise ValueError(f"{'--variant' if args.variant is not None else '--estimator'} is an lpg option (meta-train lpg); lpo always uses ES")
-        overrides = {"population": args.population, "inner_steps": inner_env_steps}
+        overrides = {"population": args.population, "inner_env_steps": inner_env_steps}
         es = True
     else:
         es = (args.estimator or sets.get("estimator", "tmg")) == "es"

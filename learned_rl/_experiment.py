@@ -405,7 +405,7 @@ def check_grid(rule, grid: dict[str, list[float]]) -> list[str]:
     rule_paths = [p for p in grid if p not in SWEEP_CONFIG_FIELDS]
     for path in rule_paths:
         try:
-            current = _getter(path)(rule)
+            current = _getter(path)(rule.overridable({path.partition(".")[0]}))
         except AttributeError:
             raise ValueError(f"sweep: {type(rule).__name__} has no field {path!r} (sweepable: learning_rate and the rule's float fields)") from None
         if isinstance(current, bool) or not isinstance(current, float):

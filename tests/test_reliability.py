@@ -338,7 +338,7 @@ _DEVICES_SCRIPT = textwrap.dedent(
     from learned_rl.rules._lpo import make_lpo
     lpo = make_lpo(key=jax.random.PRNGKey(2), width=8)
     for devices in (None, 4):
-        es = EvolutionStrategies(population=8, sigma=0.05, inner_steps=2560, eval_center=False)
+        es = EvolutionStrategies(population=8, sigma=0.05, inner_env_steps=2560, eval_center=False)
         r, st, hist = meta_train(lpo, ts, es, MetaTrainConfig(steps=2, meta_lr=0.02, devices=devices), key=jax.random.PRNGKey(3))
         out["es-" + str(devices)] = dict(
             params=[np.asarray(x).tolist() for x in jax.tree.leaves(eqx.filter(r, eqx.is_inexact_array))],

@@ -43,7 +43,7 @@ from jaxtyping import Array, Float
 
 from .._learner import late_return as _late_return
 from ._estimators import AbstractMetaEstimator
-from ._problems import AbstractFitnessProblem, FitnessFunction, TrainingRuns
+from ._problems import AbstractFitnessProblem, FitnessFunction, TrainingRuns, renamed_argument
 from ._sharding import constrain_population
 
 
@@ -129,7 +129,8 @@ class EvolutionStrategies(AbstractMetaEstimator):
     - `ranking`: ``"centered"`` (centred ranks over the population, per task) or ``"antithetic"``
       (each pair against its twin, `antithetic_ranks`).
 
-    For the default problem its fields may be given here directly: `inner_steps`,
+    For the default problem its fields may be given here directly: `inner_env_steps` (old name
+    `inner_steps`, still accepted),
     `seeds_per_member`, `final_fraction` (see `TrainingRuns`), and `fitness_fn` (a
     ``(rule, key) -> fitness`` function, i.e. ``problem=FitnessFunction(fitness_fn)``).
     """
@@ -154,17 +155,19 @@ class EvolutionStrategies(AbstractMetaEstimator):
         max_nan_fraction: float = 0.5,
         eval_center: bool = True,
         ranking: str = "centered",
-        inner_steps: int | None = None,
+        inner_env_steps: int | None = None,
         seeds_per_member: int = 1,
         final_fraction: float = 0.1,
         fitness_fn: Callable | None = None,
         tasks: tuple = (),
+        inner_steps: int | None = None,
     ):
+        inner_env_steps = renamed_argument("EvolutionStrategies", "inner_steps", inner_steps, "inner_env_steps", inner_env_steps)
         if problem is None:
             problem = FitnessFunction(fitness_fn, tasks=tuple(tasks)) if fitness_fn is not None else TrainingRuns(
-                inner_steps=inner_steps, seeds_per_member=seeds_per_member, final_fraction=final_fraction, tasks=tuple(tasks)
+                inner_env_steps=inner_env_steps, seeds_per_member=seeds_per_member, final_fraction=final_fraction, tasks=tuple(tasks)
             )
-        elif fitness_fn is not None or inner_steps is not None or seeds_per_member != 1 or final_fraction != 0.1 or tasks:
+        elif fitness_fn is not None or inner_env_steps is not None or seeds_per_member != 1 or final_fraction != 0.1 or tasks:
             raise TypeError("EvolutionStrategies: give a problem or the default problem's fields, not both")
         self.problem = problem
         self.population = population

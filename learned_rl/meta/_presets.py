@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any, ClassVar
 
 from .._learner import CONFIG_FIELDS, OPTIMIZERS, TrainConfig, apply_overrides
@@ -43,6 +44,26 @@ class Preset:
 
     LATER: ClassVar[tuple[str, ...]] = ()
     KIND: ClassVar[str] = ""
+    # old field name -> new one: `replace` takes the old name with a notice, `from_json` silently
+    RENAMED: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def upgrade_json(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A config.json preset written under old field names, under the current ones."""
+        return {cls.RENAMED.get(k, k): v for k, v in data.items()}
+
+    @classmethod
+    def _renamed(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        out = dict(overrides)
+        for old, new in cls.RENAMED.items():
+            v = out.pop(old, None)
+            if v is None:
+                continue
+            if out.get(new) is not None and out[new] != v:
+                raise ValueError(f"{cls.KIND}preset: give {new} or its old name {old}, not both")
+            warnings.warn(f"{cls.KIND}preset field {old!r} is now {new!r} (the old name still works)", FutureWarning, stacklevel=3)
+            out[new] = v
+        return out
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -50,6 +71,7 @@ class Preset:
 
     def replace(self, **overrides):
         """This preset with some fields replaced (`None` values are ignored); unknown fields raise."""
+        overrides = self._renamed(overrides)
         unknown = set(overrides) - set(self.field_names())
         if unknown:
             raise ValueError(f"unknown {self.KIND}preset fields {sorted(unknown)} (fields: {', '.join(self.field_names())})")
@@ -67,7 +89,13 @@ class Preset:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]):
-        return cls().replace(**data)
+        """The preset a config.json holds (a ``null`` there is the field's value, not "keep the
+        default" as in `replace`)."""
+        data = cls.upgrade_json(data)
+        unknown = set(data) - set(cls.field_names())
+        if unknown:
+            raise ValueError(f"unknown {cls.KIND}preset fields {sorted(unknown)} (fields: {', '.join(cls.field_names())})")
+        return dataclasses.replace(cls(), **data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,7 +238,7 @@ class LPGPreset(Preset):
         cfg = MetaTrainConfig(steps=int(self.steps), meta_lr=float(self.meta_lr), max_grad_norm=float(self.max_grad_norm))
         if self.estimator == "es":
             problem = TrainingRuns(
-                inner_steps=self.lifetime_updates * self.num_envs * self.rollout_len, horizons=self.es_horizons(), normalize=True,
+                inner_env_steps=self.lifetime_updates * self.num_envs * self.rollout_len, horizons=self.es_horizons(), normalize=True,
             )
             est = make_es(
                 problem, strategy=self.es_strategy, population=self.population, sigma=self.sigma, ranking=self.ranking,
@@ -340,7 +368,7 @@ def make_es(problem, *, strategy: str = "openes", population: int, sigma: float,
 class LPOPreset(Preset):
     """Everything an LPO meta-training run is built from: the drift (`width`, `ppo_init`), the ES
     (`population`, `sigma`, `sigma_decay`, `sigma_min`, `max_nan_fraction`, `eval_center`), its
-    inner problem (`TrainingRuns`: `inner_steps`, `seeds_per_member`, `final_fraction`) and the
+    inner problem (`TrainingRuns`: `inner_env_steps`, `seeds_per_member`, `final_fraction`) and the
     meta-optimiser (`meta_lr`, `lr_decay`, `lr_min`, `max_grad_norm`, `steps`). Later fields:
     `temporal` (TA-LPO: the drift reads ``[x, (n/N)·x]``), `es_strategy` (``openes``: ours, or
     evosax's ``snes``, ``pgpe``, ``cma_es``, ``open_es``; see `make_es`), `es_learning_rate` (the
@@ -359,7 +387,7 @@ class LPOPreset(Preset):
     sigma: float = 0.03
     sigma_decay: float = 0.999
     sigma_min: float = 0.01
-    inner_steps: int | None = 100_000
+    inner_env_steps: int | None = 100_000
     seeds_per_member: int = 1
     meta_lr: float = 0.02
     lr_decay: float = 0.999
@@ -384,6 +412,8 @@ class LPOPreset(Preset):
         "overrides",
     )
 
+    RENAMED: ClassVar[dict[str, str]] = {"inner_steps": "inner_env_steps"}
+
     def __post_init__(self):
         for f in ("horizons",):
             if isinstance(getattr(self, f), list):  # from JSON
@@ -404,7 +434,7 @@ class LPOPreset(Preset):
         if unknown:
             raise ValueError(f"preset field 'overrides': {unknown} are neither fields of the rule nor of TrainConfig (TrainConfig: {', '.join(CONFIG_FIELDS)})")
         problem = TrainingRuns(
-            inner_steps=self.inner_steps, seeds_per_member=self.seeds_per_member, final_fraction=self.final_fraction,
+            inner_env_steps=self.inner_env_steps, seeds_per_member=self.seeds_per_member, final_fraction=self.final_fraction,
             horizons=tuple(self.horizons), normalize=bool(self.normalize), config_overrides=tuple(sorted(cfg_sets.items())),
         )
         est = make_es(
@@ -425,7 +455,7 @@ LPO_PRESETS: dict[str, LPOPreset] = {
     # CPU scale (2 cores): 32 members × one 100k-step PPO run each per generation.
     "cpu": LPOPreset(),
     # The LPO paper's ES sizes (population 64, 1,000+ generations) with each task's default budget.
-    "paper": LPOPreset(population=64, inner_steps=None, meta_lr=0.03, steps=1000),
+    "paper": LPOPreset(population=64, inner_env_steps=None, meta_lr=0.03, steps=1000),
 }
 
 

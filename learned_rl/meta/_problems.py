@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -117,6 +118,16 @@ class AbstractFitnessProblem(AbstractInnerProblem):
 
     def init(self, rule, tasks, *, key):
         return None
+
+
+def renamed_argument(where: str, old: str, old_value, new: str, new_value):
+    """The value of an argument given by its new name or, with a notice, by its old one."""
+    if old_value is None:
+        return new_value
+    if new_value is not None and new_value != old_value:
+        raise TypeError(f"{where}: give {new} or its old name {old}, not both")
+    warnings.warn(f"{where}: {old!r} is now {new!r} (the old name still works)", FutureWarning, stacklevel=3)
+    return old_value
 
 
 def return_scales(tasks) -> tuple[float, ...]:
@@ -569,8 +580,9 @@ class TrainingRuns(AbstractFitnessProblem):
 
     **Arguments** (all static):
 
-    - `inner_steps`: env steps of each run (the rule's default config for the task family, with
-      `total_steps` replaced); `None` keeps the default budget.
+    - `inner_env_steps`: env steps of each run (the rule's default config for the task family, with
+      `total_steps` replaced); `None` keeps the default budget. (Its old name `inner_steps` still
+      works, with a notice: LPG's `inner_steps` is K, agent updates.)
     - `seeds_per_member`: runs per fitness (their keys depend only on the fitness key); fitness is
       their mean.
     - `final_fraction`: fitness is the mean return of episodes ending in this last fraction of the
@@ -578,7 +590,7 @@ class TrainingRuns(AbstractFitnessProblem):
     - `horizons`: lifetimes of several lengths: a tuple of agent-update counts N, one drawn
       uniformly per fitness call from its key (so every member of a generation, sharing the key,
       lives the same N: common random numbers; a geometric tuple is a log-uniform draw). A
-      temporally-aware rule is told its N. Empty: every run lasts `inner_steps`.
+      temporally-aware rule is told its N. Empty: every run lasts `inner_env_steps`.
     - `normalize`: divide each task's fitness by its return scale (the optimal return of its
       default level where the task knows it, else 1), so tasks of different return ranges weigh
       alike.
@@ -587,23 +599,47 @@ class TrainingRuns(AbstractFitnessProblem):
       hyperparameters (`num_minibatches`, ...) are the rule's: set them on the rule.
     """
 
-    inner_steps: int | None = eqx.field(static=True, default=None)
-    seeds_per_member: int = eqx.field(static=True, default=1)
-    final_fraction: float = eqx.field(static=True, default=0.1)
-    horizons: tuple[int, ...] = eqx.field(static=True, default=())
-    normalize: bool = eqx.field(static=True, default=False)
-    config_overrides: tuple[tuple[str, Any], ...] = eqx.field(static=True, default=())
-    tasks: tuple = eqx.field(static=True, default=())
-    configs: tuple = eqx.field(static=True, default=())
-    scales: tuple[float, ...] = eqx.field(static=True, default=())
+    inner_env_steps: int | None = eqx.field(static=True)
+    seeds_per_member: int = eqx.field(static=True)
+    final_fraction: float = eqx.field(static=True)
+    horizons: tuple[int, ...] = eqx.field(static=True)
+    normalize: bool = eqx.field(static=True)
+    config_overrides: tuple[tuple[str, Any], ...] = eqx.field(static=True)
+    tasks: tuple = eqx.field(static=True)
+    configs: tuple = eqx.field(static=True)
+    scales: tuple[float, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        inner_env_steps: int | None = None,
+        seeds_per_member: int = 1,
+        final_fraction: float = 0.1,
+        horizons: tuple[int, ...] = (),
+        normalize: bool = False,
+        config_overrides: tuple[tuple[str, Any], ...] = (),
+        tasks: tuple = (),
+        configs: tuple = (),
+        scales: tuple[float, ...] = (),
+        *,
+        inner_steps: int | None = None,
+    ):
+        self.inner_env_steps = renamed_argument("TrainingRuns", "inner_steps", inner_steps, "inner_env_steps", inner_env_steps)
+        self.seeds_per_member = seeds_per_member
+        self.final_fraction = final_fraction
+        self.horizons = horizons
+        self.normalize = normalize
+        self.config_overrides = config_overrides
+        self.tasks = tasks
+        self.configs = configs
+        self.scales = scales
 
     def __check_init__(self):
         s = self.seeds_per_member
         if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s <= 0:
             raise ValueError(f"TrainingRuns.seeds_per_member must be a positive integer, got {s!r}")
-        n = self.inner_steps
+        n = self.inner_env_steps
         if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0):
-            raise ValueError(f"TrainingRuns.inner_steps must be a positive integer or None, got {n!r}")
+            raise ValueError(f"TrainingRuns.inner_env_steps must be a positive integer or None, got {n!r}")
         if not 0 < self.final_fraction <= 1:
             raise ValueError(f"TrainingRuns.final_fraction must be in (0, 1], got {self.final_fraction!r}")
         if not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0 for h in self.horizons):
@@ -619,8 +655,8 @@ class TrainingRuns(AbstractFitnessProblem):
         cfg = rule.default_config(task)
         if not isinstance(cfg, TrainConfig):
             raise TypeError(f"{type(rule).__name__}.default_config must return a TrainConfig")
-        if self.inner_steps is not None:
-            cfg = cfg.replace(total_steps=int(self.inner_steps))  # re-validated: ≥ one rollout
+        if self.inner_env_steps is not None:
+            cfg = cfg.replace(total_steps=int(self.inner_env_steps))  # re-validated: ≥ one rollout
         if self.config_overrides:
             sets = dict(self.config_overrides)
             _, cfg, used = apply_overrides(_NoFields(), cfg, sets, prefix="TrainingRuns.config_overrides ")

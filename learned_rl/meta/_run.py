@@ -47,7 +47,7 @@ from .._memory import RunTooLarge
 from .._registry import rule_file
 from .._rules_io import load_rule, save_rule
 from ._meta_train import meta_init, meta_train
-from ._presets import LPGPreset, get_lpo_preset, get_preset
+from ._presets import LPGPreset, LPOPreset, get_lpo_preset, get_preset
 from ._problems import LPGLifetimes
 from ._sharding import check_divisible, host_copy, is_writer, population_mesh
 
@@ -201,7 +201,7 @@ def _finish(rule, state, est, preset):
         cfg = est.problem.configs[0]
         extra.update(
             estimator=type(est).__name__, strategy=getattr(est, "strategy", "openes"), population=est.population,
-            inner_steps=cfg.num_updates * cfg.steps_per_update, generations=int(state.step),
+            inner_env_steps=cfg.num_updates * cfg.steps_per_update, generations=int(state.step),
         )
         if est.problem.horizons:
             extra["horizons"] = list(est.problem.horizons)
@@ -266,7 +266,11 @@ _RUN_FILES = {"config.json"}  # what a run writes before its first checkpoint
 
 
 def _config_mismatch(saved: dict[str, Any], run_config: dict[str, Any]) -> list[str]:
-    """The fields in which a saved run config differs from this run's (the meta-step count may)."""
+    """The fields in which a saved run config differs from this run's (the meta-step count may).
+    A saved preset written under a field's old name is read under its new one."""
+    preset_cls = LPOPreset if run_config.get("kind") == "lpo" else LPGPreset
+    if isinstance(saved.get("preset"), dict):
+        saved = {**saved, "preset": preset_cls.upgrade_json(saved["preset"])}
     return [
         k for k in set(saved) | set(run_config)
         if k != "preset" and saved.get(k) != run_config.get(k)
@@ -355,7 +359,7 @@ def run_meta_train(
 ) -> dict[str, Any]:
     """Meta-train a learned rule (`kind` ``"lpg"`` or ``"lpo"``) and write the run directory (see
     the module docstring). For lpo, `steps` counts ES generations and `preset_overrides` may set
-    the ES fields (``population``, ``inner_steps``, ``sigma``, ...). `devices` (``None``, ``N`` or
+    the ES fields (``population``, ``inner_env_steps``, ``sigma``, ...). `devices` (``None``, ``N`` or
     ``"all"``) splits the estimator's population across devices (`MetaTrainConfig.devices`); it is
     not part of the run's config, so a run may be resumed on a different number of devices.
     `init_rule` (a rule file or a shipped rule's name, e.g. ``"lpg_tabular"``) starts meta-training

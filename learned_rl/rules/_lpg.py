@@ -44,12 +44,13 @@ from typing import Any, ClassVar, Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._agent import AGENT_FAMILIES, agent_family, resolve_torso
 from .._defaults import A2C_DEFAULTS, family_default
 from .._learner import DIFFERENTIABLE_ADAM_EPS_ROOT, OPTIMIZERS
-from ._base import AbstractUpdateRule, advantages_and_targets, apply_gradients, batched, batched_value, categorical_log_prob_entropy
+from ._base import AbstractUpdateRule, advantages_and_targets, apply_gradients, batched, batched_value, categorical_log_prob_entropy, concrete
 
 CellKind = Literal["lstm", "gru"]
 Variant = Literal["y", "v"]
@@ -245,6 +246,12 @@ class LPG(AbstractUpdateRule):
     tabular tasks) are agent hyperparameters: the bandit sets α_y and the learning rate per lifetime
     during meta-training, and the saved rule records the arm chosen for it.
 
+    `ent_coef` (default None: the paper's update, which has none) adds an entropy bonus to the
+    agent's loss, ``-ent_coef * H(pi)``, as A2C's has: a transfer-time hyperparameter, like the
+    learning rate, for agents whose policy the learned targets let collapse (choose it on
+    validation tasks, ``transfer --validate ... --grid ent_coef=0,0.01``). Meta-training leaves it
+    unset; while unset it is no leaf of the rule, so rule files and checkpoints keep their layout.
+
     `num_envs`, `rollout_len` and `lifetime_updates` record the regime the rule was meta-trained
     in (envs × steps per agent update, agent updates per lifetime; 0 = not recorded). On tabular
     tasks `default_config` trains agents in that regime, so `train`/`compare` with ``lpg:NAME``
@@ -274,6 +281,11 @@ class LPG(AbstractUpdateRule):
     td_lambda: float = eqx.field(static=True, default=0.95)
     stop_pi_input: bool = eqx.field(static=True, default=False)
     families: tuple[FamilyArm, ...] = eqx.field(static=True, default=())
+    ent_coef: float | None = None
+
+    def __check_init__(self):
+        if self.ent_coef is not None and concrete(self.ent_coef) and not (np.isfinite(self.ent_coef) and self.ent_coef >= 0):
+            raise ValueError(f"LPG.ent_coef must be a finite number >= 0, got {self.ent_coef!r}")
 
     @property
     def variant(self) -> str:
@@ -351,6 +363,8 @@ class LPG(AbstractUpdateRule):
         logp, entropy = categorical_log_prob_entropy(out.logits, traj.action)
         pg = -jnp.mean(logp * pi_hat)
         metrics = {"pg_loss": pg, "entropy": jnp.mean(entropy)}
+        if self.ent_coef is not None:  # the paper's update has no entropy term
+            pg = pg - self.ent_coef * metrics["entropy"]
         if self.variant == "y":
             log_y = jax.nn.log_softmax(out.y_logits)
             log_y_hat = jax.nn.log_softmax(y_hat_logits)
@@ -434,10 +448,14 @@ class LPG(AbstractUpdateRule):
 
     def overridable(self, fields) -> "LPG":
         """A given `alpha_y` applies to every agent family: the families' recorded α_y are dropped
-        (as `with_arm` does), so ``--set alpha_y=...`` and a swept α_y are the ones used."""
-        if "alpha_y" in fields and any(f.alpha_y is not None for f in self.families):
-            return dataclasses.replace(self, families=tuple(dataclasses.replace(f, alpha_y=None) for f in self.families))
-        return self
+        (as `with_arm` does), so ``--set alpha_y=...`` and a swept α_y are the ones used. A given
+        `ent_coef` starts from 0.0 where it was unset."""
+        rule = self
+        if "ent_coef" in fields and rule.ent_coef is None:  # a float to replace (or sweep)
+            rule = dataclasses.replace(rule, ent_coef=0.0)
+        if "alpha_y" in fields and any(f.alpha_y is not None for f in rule.families):
+            rule = dataclasses.replace(rule, families=tuple(dataclasses.replace(f, alpha_y=None) for f in rule.families))
+        return rule
 
     def with_regime(self, num_envs: int, rollout_len: int, lifetime_updates: int) -> "LPG":
         """This rule recording the meta-training regime it is trained for."""
@@ -456,6 +474,8 @@ class LPG(AbstractUpdateRule):
         }
         if self.stop_pi_input:
             cfg["stop_pi_input"] = True
+        if self.ent_coef is not None:
+            cfg["ent_coef"] = float(self.ent_coef)
         if self.temporal:
             cfg["temporal"] = True
         if self.variant != "y":
@@ -471,7 +491,7 @@ class LPG(AbstractUpdateRule):
     def from_config(cls, config: dict, *, key=None) -> "LPG":
         """A rule with this config (random network weights from `key`). Configs written before
         the `variant` and `regime` fields existed load as LPG with no recorded regime."""
-        known = {"hidden_size", "prediction_dim", "cell", "embed_size", "gamma", "alpha_y", "learning_rate", "variant", "td_lambda", "regime", "stop_pi_input", "temporal", "families"}
+        known = {"hidden_size", "prediction_dim", "cell", "embed_size", "gamma", "alpha_y", "learning_rate", "variant", "td_lambda", "regime", "stop_pi_input", "temporal", "families", "ent_coef"}
         unknown = set(config) - known
         if unknown:
             raise ValueError(f"LPG config has unknown fields {sorted(unknown)}")
@@ -506,4 +526,5 @@ class LPG(AbstractUpdateRule):
             float(config.get("td_lambda", 0.95)),
             bool(config.get("stop_pi_input", False)),
             fams,
+            None if config.get("ent_coef") is None else float(config["ent_coef"]),
         )
