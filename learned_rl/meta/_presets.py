@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from typing import Any, ClassVar
 
 from .._learner import CONFIG_FIELDS, OPTIMIZERS, TrainConfig, apply_overrides
@@ -28,7 +27,7 @@ from ._estimators import TruncatedES, TruncatedMetaGradient
 from ._evosax import STRATEGIES as EVOSAX_STRATEGIES
 from ._evosax import EvosaxStrategy
 from ._meta_train import MetaTrainConfig
-from ._problems import LPGLifetimes, TrainingRuns
+from ._problems import LPGLifetimes, TrainingRuns, renamed_argument
 
 ES_STRATEGIES = ("openes", *EVOSAX_STRATEGIES)  # --es-strategy: ours, then evosax's
 
@@ -56,13 +55,8 @@ class Preset:
     def _renamed(cls, overrides: dict[str, Any]) -> dict[str, Any]:
         out = dict(overrides)
         for old, new in cls.RENAMED.items():
-            v = out.pop(old, None)
-            if v is None:
-                continue
-            if out.get(new) is not None and out[new] != v:
-                raise ValueError(f"{cls.KIND}preset: give {new} or its old name {old}, not both")
-            warnings.warn(f"{cls.KIND}preset field {old!r} is now {new!r} (the old name still works)", FutureWarning, stacklevel=3)
-            out[new] = v
+            if old in out:
+                out[new] = renamed_argument(f"{cls.KIND}preset", old, out.pop(old), new, out.get(new), error=ValueError)
         return out
 
     @classmethod

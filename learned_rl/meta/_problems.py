@@ -120,12 +120,13 @@ class AbstractFitnessProblem(AbstractInnerProblem):
         return None
 
 
-def renamed_argument(where: str, old: str, old_value, new: str, new_value):
-    """The value of an argument given by its new name or, with a notice, by its old one."""
+def renamed_argument(where: str, old: str, old_value, new: str, new_value, *, error: type[Exception] = TypeError):
+    """The value of an argument given by its new name or, with a notice, by its old one (both,
+    with different values: `error`)."""
     if old_value is None:
         return new_value
     if new_value is not None and new_value != old_value:
-        raise TypeError(f"{where}: give {new} or its old name {old}, not both")
+        raise error(f"{where}: give {new} or its old name {old}, not both")
     warnings.warn(f"{where}: {old!r} is now {new!r} (the old name still works)", FutureWarning, stacklevel=3)
     return old_value
 
