@@ -115,6 +115,7 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--num-processes", type=_positive_int("--num-processes"), default=None, help="with --distributed: number of processes (hosts)")
     m.add_argument("--process-id", type=_nonneg_int, default=None, help="with --distributed: this process's index, 0 .. N-1")
     m.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a preset field, e.g. --set lifetimes_per_task=8 --set learning_rates=[10,20] (repeatable)")
+    m.add_argument("--track", choices=["tensorboard"], default=None, help="write each metrics.csv row as TensorBoard scalars under OUT/tensorboard/meta as the run goes (needs the track extra)")
     m.add_argument("--no-progress", action="store_true")
 
     c = sub.add_parser("compare", help="train several rules on one task and compare them")
@@ -429,14 +430,21 @@ def _cmd_meta_train(args) -> int:
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
         # before any JAX computation; afterwards jax.devices() lists every host's devices
         jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id)
+    from ._tracking import make_tracker
     from .meta._run import run_meta_train  # after jax.distributed.initialize (see the module docstring)
 
-    meta = run_meta_train(
-        args.kind, spec, preset=args.preset, steps=steps, seed=args.seed, out=out,
-        resume=args.resume, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
-        log_every=1 if es else 10, preset_overrides=overrides, devices=args.devices,
-        init_rule=args.init_rule, max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
-    )
+    tracker = make_tracker(args.track, out)
+    try:
+        meta = run_meta_train(
+            args.kind, spec, preset=args.preset, steps=steps, seed=args.seed, out=out,
+            resume=args.resume, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
+            log_every=1 if es else 10, preset_overrides=overrides, devices=args.devices,
+            init_rule=args.init_rule, max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
+            on_row=None if tracker is None else tracker.log_row,
+        )
+    finally:
+        if tracker is not None:
+            tracker.close()
     unit = "generations" if es else "steps"
     print(f"Meta-trained {meta['meta_steps']} {unit} ({meta['env_steps']} env steps) on {', '.join(meta['tasks'])}.")
     if "families" in meta:
@@ -444,7 +452,7 @@ def _cmd_meta_train(args) -> int:
             print(f"Preferred agent arm ({fam} agents, {r['optimizer']}): learning rate {r['learning_rate']:g}, alpha_y {r['alpha_y']:g}.")
     elif "preferred_arm" in meta:
         print(f"Preferred agent arm: learning rate {meta['preferred_arm']['learning_rate']:g}, alpha_y {meta['preferred_arm']['alpha_y']:g}.")
-    print(f"Wrote {out}/rule.eqx, checkpoint.eqx, metrics.csv, curves.png")
+    print(f"Wrote {out}/rule.eqx, checkpoint.eqx, metrics.csv, curves.png" + (", tensorboard/" if tracker else ""))
     return 0
 
 

@@ -9,6 +9,9 @@ update's env-step count:
 - ``train/<metric>``: every other per-update metric (loss, entropy, the drift activity of
   mirror-learning rules, ...), averaged over seeds.
 
+`log_row(row)` writes one row of a meta-training run's `metrics.csv` (`meta-train --track
+tensorboard`): every number in it at the row's meta-step, under ``meta/<column>`` in `log_dir`/meta.
+
 The writer is tensorboardX (the ``track`` extra): it writes the event-file format without
 TensorFlow or PyTorch.
 """
@@ -64,6 +67,15 @@ class TensorBoardTracker:
             w.add_scalar("return/episodes", float(ended[u]), step)
             for k in others:
                 w.add_scalar(f"train/{k}", float(np.mean(flat[k][:, u])), step)
+
+    def log_row(self, row: dict[str, Any], name: str = "meta") -> None:
+        """One logging row of a meta-training run: each finite number but ``step`` as
+        ``meta/<column>`` at ``row["step"]``."""
+        w = self.writer(name)
+        step = int(row["step"])
+        for k, v in row.items():
+            if k != "step" and isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v):
+                w.add_scalar(f"meta/{k}", float(v), step)
 
     def close(self) -> None:
         for w in self._writers.values():

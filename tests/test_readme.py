@@ -18,6 +18,7 @@ other task family runs in the default suite.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -28,7 +29,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 # the documents whose commands and snippets are tested, in the order their Python blocks run
-DOCS = [README, *(ROOT / "docs" / n for n in ("guide.md", "rules.md", "results.md", "performance.md"))]
+FIRST = ("guide.md", "rules.md", "results.md", "performance.md")  # reference first, then the rest by name
+DOCS = [README, *(ROOT / "docs" / n for n in FIRST), *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name not in FIRST)]
 
 # shell lines in the README that are not ours to run: the set-up commands (CI runs `make test`
 # itself; `learned-rl demo`, what `make demo` runs, is in the list below) and plain file utilities
@@ -99,7 +101,6 @@ def test_every_readme_shell_command_is_covered():
 
 def test_readme_install_lines_name_real_extras():
     """`pip install ".[x]"` lines in the README: each extra exists in pyproject.toml."""
-    import re
     import tomllib
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
@@ -123,8 +124,9 @@ def _set_flag(argv: list[str], name: str, value: str) -> list[str]:
     return [*argv, name, value]
 
 
-def _one_update(rule_names: list[str], task_names: list[str]) -> int:
-    """Env steps of two agent updates: the largest default rollout among these rules and tasks."""
+def _one_update(rule_names: list[str], task_names: list[str], sets: dict | None = None) -> int:
+    """Env steps of two agent updates: the largest rollout among these rules and tasks, with the
+    command's ``--set num_envs=``/``rollout_len=`` where it gives them."""
     from learned_rl import tasks
     from learned_rl._registry import make_rule
 
@@ -138,7 +140,7 @@ def _one_update(rule_names: list[str], task_names: list[str]) -> int:
             except ValueError:
                 continue
             c = rule.default_config(task)
-            n = max(n, 2 * c.num_envs * c.rollout_len)
+            n = max(n, 2 * int((sets or {}).get("num_envs", c.num_envs)) * int((sets or {}).get("rollout_len", c.rollout_len)))
     return n
 
 
@@ -156,9 +158,10 @@ def _tiny(argv: list[str], tmp: Path) -> list[str]:
             rules = [*rules, "a2c"]
         task = _flag(args, "--task") or ("chain/short" if cmd == "demo" else None)
         names = [*tasks.resolve(_flag(args, "--suite")), *(tasks.resolve(_flag(args, "--validate")) if "--validate" in args else [])] if cmd == "transfer" else [task]
-        args = _set_flag(args, "--steps", str(_one_update(rules, names)))
+        sets = dict(a.split("=", 1) for i, a in enumerate(args) if i and args[i - 1] == "--set")
+        args = _set_flag(args, "--steps", str(_one_update(rules, names, sets)))
         if "--validation-steps" in args:
-            args = _set_flag(args, "--validation-steps", str(_one_update(rules, names)))
+            args = _set_flag(args, "--validation-steps", str(_one_update(rules, names, sets)))
         args = _set_flag(args, "--seeds", "2")
         args = [*args, "--no-progress"]
     elif cmd == "meta-train":
@@ -166,7 +169,8 @@ def _tiny(argv: list[str], tmp: Path) -> list[str]:
             args = _set_flag(args, next((f for f in ("--generations", "--steps") if f in args), "--meta-steps"), "2")
             if _flag(args, "--estimator") == "es":
                 args = _set_flag(args, "--population", "2")
-            args += [a for k, v in TINY_LPG.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+            keep = ("hidden_size", "prediction_dim") if "--init-rule" in args else ()  # a warm start keeps the rule's architecture
+            args += [a for k, v in TINY_LPG.items() if k not in keep for a in ("--set", f"{k}={json.dumps(v)}")]
         else:
             counts = [f for f in ("--generations", "--meta-steps", "--steps") if f in args]
             for flag in counts:
@@ -221,6 +225,11 @@ def test_readme_cli_command_runs(lineno, argv, tmp_path, capsys, monkeypatch):
         writers = [a for n, a in CLI if n.path == lineno.path and n.line < lineno.line and _flag(a, "--out") == argv[2]]
         assert writers, f"{lineno}: no earlier command in the document writes {argv[2]}"
         assert main(_tiny(writers[-1], tmp_path)) == 0, capsys.readouterr().err
+    for path in sorted({m for a in argv for m in re.findall(r"runs/[\w.-]+/rule\.eqx", a)}):  # a rule another command meta-trains
+        writers = [a for n, a in CLI if n.path == lineno.path and n.line < lineno.line and _flag(a, "--out") == path.removesuffix("/rule.eqx")]
+        assert writers, f"{lineno}: no earlier command in the document writes {path}"
+        assert main(_tiny(writers[-1], tmp_path / "writer")) == 0, capsys.readouterr().err
+        argv = [a.replace(path, str(tmp_path / "writer" / "out" / "rule.eqx")) for a in argv]
     tiny = _tiny(argv, tmp_path)
     rc = main(tiny)
     err = capsys.readouterr().err

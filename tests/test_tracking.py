@@ -140,3 +140,24 @@ def test_a_meta_training_run_too_large_for_memory_is_refused_before_it_starts(tm
     with pytest.raises(M.RunTooLarge, match="for the compiled meta-step"):
         meta_train(rule, [task], est, cfg, key=jax.random.PRNGKey(1))
     assert len(calls) == 2
+
+
+def test_meta_train_track_writes_every_metrics_row(tmp_path, capsys):
+    """`meta-train --track tensorboard`: each metrics.csv row reads back from the event files, at
+    its meta-step; a resumed run adds the rows of its new steps."""
+    import csv
+
+    out = tmp_path / "meta"
+    tiny = ["--set", "hidden_size=8", "--set", "prediction_dim=4", "--set", "lifetimes_per_task=2", "--set", "num_envs=4",
+            "--set", "rollout_len=8", "--set", "lifetime_updates=12", "--set", "inner_steps=3", "--no-progress"]
+    run = ["meta-train", "lpg", "--tasks", "chain/short", "--out", str(out), "--track", "tensorboard", *tiny]
+    assert main([*run, "--meta-steps", "20"]) == 0, capsys.readouterr().err
+    assert main([*run, "--meta-steps", "30", "--resume"]) == 0, capsys.readouterr().err
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [10, 20, 30]
+    scalars = read_scalars(out / "tensorboard" / "meta")
+    for col in ("meta_loss", "critic_loss", "lifetime_return/chain/short"):
+        steps, values = scalars[f"meta/{col}"]
+        np.testing.assert_array_equal(steps, [10, 20, 30])
+        np.testing.assert_allclose(values, [float(r[col]) for r in rows], rtol=1e-6, err_msg=col)
+    assert "meta/step" not in scalars

@@ -34,6 +34,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
@@ -356,6 +357,7 @@ def run_meta_train(
     devices: int | str | None = None,
     init_rule: str | None = None,
     max_seconds: float | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Meta-train a learned rule (`kind` ``"lpg"`` or ``"lpo"``) and write the run directory (see
     the module docstring). For lpo, `steps` counts ES generations and `preset_overrides` may set
@@ -367,7 +369,9 @@ def run_meta_train(
     the preset's. It is part of the run's config (with the file's SHA-256). `max_seconds` stops
     the run after the first meta-step that ends past that many seconds of this call (compilation
     included), with its checkpoint, metrics and rule written as at the end; ``resume=True``
-    continues it to `steps`.
+    continues it to `steps`. `on_row` (for example `TensorBoardTracker.log_row`) receives each
+    row of `metrics.csv` as it is made, on the process that writes the files; it is not part of the
+    run's config.
 
     Everything is validated before any compilation or file write; bad input raises `ValueError`.
     """
@@ -439,6 +443,12 @@ def run_meta_train(
 
     step_times: list[float] = []  # when each meta-step of this call ended (compile + first, then per step)
 
+    def new_row():
+        rows.append(row_fn(window, est))
+        window.clear()
+        if on_row is not None and is_writer():
+            on_row(rows[-1])
+
     def callback(s, m):
         step = int(s.step)
         step_times.append(time.time())
@@ -448,12 +458,10 @@ def run_meta_train(
             bar.set_postfix({postfix_key: f"{float(m[postfix_key]):.3f}"})
         if max_seconds is not None and time.time() - start >= max_seconds:
             if step % log_every == 0:  # the window is a full logging row; a partial one stays pending
-                rows.append(row_fn(window, est))
-                window.clear()
+                new_row()
             return True  # the final checkpoint below keeps a partial window pending for --resume
         if step % log_every == 0 or step == cfg.steps:
-            rows.append(row_fn(window, est))
-            window.clear()
+            new_row()
             if step % log_every == 0 and (time.time() - last_ckpt[0] >= checkpoint_every or step == cfg.steps):
                 checkpoint(s)
                 return
