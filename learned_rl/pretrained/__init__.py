@@ -10,7 +10,8 @@ the LPG rule fine-tuned from ``lpg_tabular`` with MLP agents trained by Adam (on
 ``lpg_mlp`` with lookup tables and one-hot MLPs in one run (best on lookup tables), and ``lpg_v_tabular``
 the LPG-V ablation (a TD(λ) value instead of y) meta-trained exactly as ``lpg_tabular``, and
 ``lpg_line`` the LPG rule fine-tuned from ``lpg_mlp`` with MLP agents on its tasks and the line toys
-(a reward on every step; it learns CartPole-v1). See docs/rules.md and docs/lpg_all.md for the commands
+(a reward on every step; it learns CartPole-v1), and ``lpg_swing`` ``lpg_line`` fine-tuned further with
+``line/swing`` and a larger policy-entropy weight in the meta-objective (it learns Acrobot-v1). See docs/rules.md and docs/lpg_all.md for the commands
 that produced them, their cost and their results.
 """
 
