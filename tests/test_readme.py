@@ -221,14 +221,17 @@ def test_readme_cli_command_runs(lineno, argv, tmp_path, capsys, monkeypatch):
     if "--resume" in argv:
         first = [a for a in argv if a != "--resume"]
         assert main(_tiny(first, tmp_path)) == 0, capsys.readouterr().err
+
+    def run_writer(run_dir: str, tmp: Path) -> None:
+        """The tiny run of the document's last earlier command with ``--out run_dir``, under `tmp`."""
+        writers = [a for n, a in CLI if n.path == lineno.path and n.line < lineno.line and _flag(a, "--out") == run_dir]
+        assert writers, f"{lineno}: no earlier command in the document writes {run_dir}"
+        assert main(_tiny(writers[-1], tmp)) == 0, capsys.readouterr().err
+
     if argv[1] == "evaluate":
-        writers = [a for n, a in CLI if n.path == lineno.path and n.line < lineno.line and _flag(a, "--out") == argv[2]]
-        assert writers, f"{lineno}: no earlier command in the document writes {argv[2]}"
-        assert main(_tiny(writers[-1], tmp_path)) == 0, capsys.readouterr().err
+        run_writer(argv[2], tmp_path)
     for path in sorted({m for a in argv for m in re.findall(r"runs/[\w.-]+/rule\.eqx", a)}):  # a rule another command meta-trains
-        writers = [a for n, a in CLI if n.path == lineno.path and n.line < lineno.line and _flag(a, "--out") == path.removesuffix("/rule.eqx")]
-        assert writers, f"{lineno}: no earlier command in the document writes {path}"
-        assert main(_tiny(writers[-1], tmp_path / "writer")) == 0, capsys.readouterr().err
+        run_writer(path.removesuffix("/rule.eqx"), tmp_path / "writer")
         argv = [a.replace(path, str(tmp_path / "writer" / "out" / "rule.eqx")) for a in argv]
     tiny = _tiny(argv, tmp_path)
     rc = main(tiny)
