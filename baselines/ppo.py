@@ -11,7 +11,7 @@ Default hyperparameters per task family (`PPO.default_config(task)`, see `PPO_DE
 | classic control, bsuite, misc | 4 × 128 | 4 × 4 | Adam, annealed | 2.5e-4 | MLP 64-64 tanh |
 | tabular grid worlds, chains | 64 × 20 | 4 × 4 | SGD (clip 0.5) | 20 | lookup tables |
 | random grid worlds | 64 × 20 | 4 × 4 | Adam | 5e-4 | MLP 64-64 ReLU |
-| MinAtar | 64 × 128 | 4 × 8 | Adam, annealed | 5e-4 | MinAtar CNN |
+| MinAtar | 64 × 128 | 4 × 4 | Adam, annealed | 5e-4 | MinAtar CNN |
 | continuous classic control (Pendulum-v1, MountainCarContinuous-v0) | 16 × 32 | 4 × 4 | Adam, annealed | 1e-3 | MLP 64-64 tanh, Gaussian; obs + reward normalisation |
 | Brax | 64 × 32 | 4 × 4 | Adam, annealed | 3e-4 | MLP 64-64 tanh, Gaussian; obs + reward normalisation |
 
@@ -29,6 +29,9 @@ objective, drifts included, runs unchanged. The `continuous` row was picked on P
 4 × 32, 2×256 nets, lr 3e-4): the same optimiser, normalisation and minibatch size (512 here,
 640 there), with 64 envs and 64-64 networks so that a run fits a CPU (CleanRL's MuJoCo PPO uses
 64-64 networks too). It is not tuned per environment.
+
+PureJaxRL's own Brax and MinAtar configurations, whole, are the recipes ``purejaxrl-brax`` and
+``purejaxrl-minatar`` (`learned_rl._defaults.RECIPES`, ``--recipe NAME``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ KL(π_old ‖ π). The two rules run on the same seeds, so their returns are pai
 
 Run: `.venv/bin/python benchmarks/drift_regime.py [--task CartPole-v1] [--steps 100000] [--seeds 2]
 [--seed 500] [--points MB,EPOCHS,LR,ENVS;...] [--out FILE.json]`. `--points` replaces the grid
-(for example the task's default and one binding point, with more seeds). Prints a markdown table
+(for example the task's default and one binding point, with more seeds); a point may also be
+``default`` (the task family's PPO default as it is) or a recipe's name (``purejaxrl-minatar``:
+a published codebase's whole configuration, `learned_rl._defaults.RECIPES`). Prints a markdown table
 with the paired difference DPO − PPO (mean ± standard error over seeds); `--out` also writes the
 figures as JSON.
 """
@@ -14,6 +16,7 @@ figures as JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -24,7 +27,8 @@ import math
 import numpy as np
 
 from learned_rl import tasks
-from learned_rl._experiment import drift_activity_summary, run_seeds, summarize
+from learned_rl._defaults import RECIPES
+from learned_rl._experiment import apply_recipe, drift_activity_summary, run_seeds, summarize
 from learned_rl.baselines import PPO
 from learned_rl.rules import DPODrift
 
@@ -43,18 +47,37 @@ def main():
     args = ap.parse_args()
     grid = GRID
     if args.points:
-        try:
-            grid = [(int(a), int(b), float(c), int(d)) for a, b, c, d in (p.split(",") for p in args.points.split(";"))]
-        except ValueError:
-            raise SystemExit(f"error: --points must be MB,EPOCHS,LR,ENVS separated by ';', got {args.points!r}") from None
+        grid = []
+        for p in args.points.split(";"):
+            if p == "default" or p in RECIPES:
+                grid.append(p)
+                continue
+            try:
+                a, b, c, d = p.split(",")
+                grid.append((int(a), int(b), float(c), int(d)))
+            except ValueError:
+                raise SystemExit(f"error: --points must be MB,EPOCHS,LR,ENVS, 'default' or a recipe ({', '.join(RECIPES)}) separated by ';', got {p!r}") from None
     task = tasks.make(args.task)
     base = PPO().default_config(task)
     rows = []
     start = time.time()
-    for mb, ep, lr, envs in grid:
-        cfg = base.replace(total_steps=args.steps, learning_rate=lr, num_envs=envs)
-        row = {"minibatches": mb, "epochs": ep, "learning_rate": lr, "envs": envs}
-        for name, rule in (("ppo", PPO(num_minibatches=mb, num_epochs=ep)), ("dpo", PPO(drift=DPODrift(), num_minibatches=mb, num_epochs=ep))):
+    for point in grid:
+        rules = {"ppo": PPO(), "dpo": PPO(drift=DPODrift())}
+        if isinstance(point, tuple):
+            mb, ep, lr, envs = point
+            cfg = base.replace(learning_rate=lr, num_envs=envs)
+            rules = {n: dataclasses.replace(r, num_minibatches=mb, num_epochs=ep) for n, r in rules.items()}
+            configs = {n: cfg for n in rules}
+        elif point == "default":
+            configs = {n: base for n in rules}
+        else:
+            made = {n: apply_recipe(RECIPES[point], r, task, n) for n, r in rules.items()}
+            rules, configs = {n: m[0] for n, m in made.items()}, {n: m[1] for n, m in made.items()}
+        mb, ep = rules["ppo"].num_minibatches, rules["ppo"].num_epochs
+        lr, envs = configs["ppo"].learning_rate, configs["ppo"].num_envs
+        row = {"point": point if isinstance(point, str) else "grid", "minibatches": mb, "epochs": ep, "learning_rate": lr, "envs": envs}
+        for name, rule in rules.items():
+            cfg = configs[name].replace(total_steps=args.steps)
             res = run_seeds(rule, task, cfg, num_seeds=args.seeds, seed=args.seed, rule_name=name, progress=False)
             s = summarize(task, res)
             act = {k: float(np.mean(v)) for k, v in drift_activity_summary(res.metrics).items()}
@@ -70,13 +93,13 @@ def main():
         f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}. Drift figures: after each update, on the whole batch, averaged over the run."
     )
     print("\n" + header + "\n")
-    print("| minibatches × epochs | lr | envs | PPO return | PPO \\|r−1\\|>ε | PPO KL | DPO return | DPO drift active | DPO \\|r−1\\|>ε | DPO KL | DPO − PPO (paired) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| point | minibatches × epochs | lr | envs | PPO return | PPO \\|r−1\\|>ε | PPO KL | DPO return | DPO drift active | DPO \\|r−1\\|>ε | DPO KL | DPO − PPO (paired) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         p, d = r["ppo"], r["dpo"]
-        print(f"| {r['minibatches']} × {r['epochs']} | {r['learning_rate']:g} | {r['envs']} | {p['final_return_mean']:.1f} | {p['clip_fraction']:.3f} | "
-              f"{p['approx_kl']:.1e} | {d['final_return_mean']:.1f} | {d['drift_active']:.3f} | {d['clip_fraction']:.3f} | {d['approx_kl']:.1e} | "
-              f"{r['dpo_minus_ppo'][0]:+.1f} ± {r['dpo_minus_ppo'][1]:.1f} |")
+        print(f"| {r['point']} | {r['minibatches']} × {r['epochs']} | {r['learning_rate']:g} | {r['envs']} | {p['final_return_mean']:.2f} | {p['clip_fraction']:.3f} | "
+              f"{p['approx_kl']:.1e} | {d['final_return_mean']:.2f} | {d['drift_active']:.3f} | {d['clip_fraction']:.3f} | {d['approx_kl']:.1e} | "
+              f"{r['dpo_minus_ppo'][0]:+.2f} ± {r['dpo_minus_ppo'][1]:.2f} |")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"header": header, "rows": rows}, f, indent=1)

@@ -52,12 +52,19 @@ def _nonneg_int(s):
     return v
 
 
+RECIPE_HELP = (
+    "start from a published codebase's configuration instead of the CPU-sized family default: purejaxrl-brax | "
+    "purejaxrl-minatar (PPO, DPO and LPO rules; --steps and --set apply on top)"
+)
+
+
 DEMO_TASK = "chain/short"  # not in the shipped rule's meta-training set (lpg-tabular)
 
 
 SET_HELP = (
     "replace a hyperparameter of the rule (num_minibatches, num_epochs, gamma, gae_lambda, ent_coef, ...) or of its "
-    "TrainConfig (learning_rate, num_envs, rollout_len, optimizer, max_grad_norm, anneal_lr, ...); repeatable"
+    "TrainConfig (learning_rate, num_envs, rollout_len, optimizer, max_grad_norm, anneal_lr, ...) or of its agent "
+    "(agent.torso, agent.hidden=[256,256], agent.activation, ...); repeatable"
 )
 
 
@@ -85,6 +92,7 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_nonneg_int, default=0, help="base seed (default 0)")
     t.add_argument("--out", default=None, help="output directory (default runs/<rule>-<task>)")
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=SET_HELP)
+    t.add_argument("--recipe", default=None, metavar="NAME", help=RECIPE_HELP)
     t.add_argument("--track", choices=["tensorboard"], default=None, help=TRACK_HELP)
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -126,6 +134,7 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=_nonneg_int, default=0)
     c.add_argument("--out", default=None, help="output directory (default runs/compare-<task>)")
     c.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=SET_HELP + " (applied to every rule that has the field)")
+    c.add_argument("--recipe", default=None, metavar="NAME", help=RECIPE_HELP)
     c.add_argument("--track", choices=["tensorboard"], default=None, help=TRACK_HELP)
     c.add_argument("--no-progress", action="store_true")
 
@@ -136,6 +145,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="a swept field and its values: learning_rate, or a float field of the rule (gamma, gae_lambda, ent_coef, "
                          "vf_coef, drift.epsilon, drift.alpha, drift.beta, ...); repeat for a grid")
     sw.add_argument("--steps", type=_positive_int("--steps"), default=None, help="env steps per run (default: the rule's default)")
+    sw.add_argument("--recipe", default=None, metavar="NAME", help=RECIPE_HELP)
     sw.add_argument("--seeds", type=_positive_int("--seeds"), default=3, help="seeds per point (default 3)")
     sw.add_argument("--seed", type=_nonneg_int, default=0)
     sw.add_argument("--out", default=None, help="output directory (default runs/sweep-<rule>-<task>)")
@@ -151,6 +161,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="choose the rule's hyperparameters on these tasks (never test tasks) and seeds before the test runs")
     tr.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...",
                     help="with --validate: the values to choose from (learning_rate, or a float field of the rule such as alpha_y); repeat for a grid")
+    tr.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help=SET_HELP + " (applied to every rule that has the field, A2C included, in validation and test runs)")
     tr.add_argument("--validation-seeds", type=_positive_int("--validation-seeds"), default=None, help="seeds per validation point (default --seeds)")
     tr.add_argument("--validation-seed", type=_nonneg_int, default=None, help="base seed of the validation runs (default --seed + 1)")
     tr.add_argument("--validation-steps", type=_positive_int("--validation-steps"), default=None, help="env steps per validation run (default --steps)")
@@ -237,7 +249,7 @@ def _cmd_compare(args, command: str = "compare", rules: list[str] | None = None,
         _, _, summary = compare(
             args.task, rules, steps=args.steps, seeds=args.seeds, seed=args.seed, out=out, progress=not args.no_progress,
             extra_config={"command": command, "seed": args.seed, **({"track": args.track} if args.track else {})}, sets=_parse_sets(args.set),
-            callback=tracker,
+            callback=tracker, recipe=args.recipe,
         )
     finally:
         if tracker is not None:
@@ -270,7 +282,8 @@ def _parse_grid(items: list[str], flag: str = "--set") -> dict[str, list[float]]
 
 
 def _cmd_sweep(args) -> int:
-    from ._experiment import run_sweep, write_sweep
+    from ._defaults import get_recipe
+    from ._experiment import apply_recipe, run_sweep, write_sweep
     from ._registry import make_rule
     from .tasks import make as make_task
 
@@ -278,12 +291,15 @@ def _cmd_sweep(args) -> int:
     task = make_task(args.task)
     rule = make_rule(args.rule)
     rule.check_task(task)
-    config = rule.default_config(task)
+    if args.recipe is not None:
+        rule, config = apply_recipe(get_recipe(args.recipe), rule, task, args.rule)
+    else:
+        config = rule.default_config(task)
     if args.steps is not None:
         config = config.replace(total_steps=args.steps)
     out = _out_dir(args, f"runs/sweep-{args.rule.replace(':', '-').replace('/', '_')}-{args.task.replace('/', '_')}")
     result = run_sweep(rule, task, config, grid, num_seeds=args.seeds, seed=args.seed, rule_name=args.rule, progress=not args.no_progress)
-    summary = write_sweep(out, task, result, {"command": "sweep", "seed": args.seed})
+    summary = write_sweep(out, task, result, {"command": "sweep", "seed": args.seed, **({"recipe": args.recipe} if args.recipe else {})})
     print(f"\nSweep of {args.rule} on {task.name}: {len(result.points)} points × {args.seeds} seeds in one program, {result.wall_time:.1f} s")
     names = list(grid)
     print("  ".join(f"{n:>14}" for n in names) + f"{'final return':>24}")
@@ -333,7 +349,7 @@ def _cmd_transfer(args) -> int:
     grid = _parse_grid(args.grid, "--grid") if args.grid else None
     report = transfer(args.rule, args.suite, seeds=args.seeds, seed=args.seed, steps=args.steps, out=out, progress=not args.no_progress,
                       validate=args.validate, grid=grid, validation_seeds=args.validation_seeds, validation_seed=args.validation_seed,
-                      validation_steps=args.validation_steps)
+                      validation_steps=args.validation_steps, sets=_parse_sets(args.set))
     print((out / "transfer.md").read_text())
     print(f"Wrote {out}/transfer.json, transfer.md, transfer.png and one compare run per task.")
     return 0 if report else 1
@@ -433,7 +449,7 @@ def _cmd_meta_train(args) -> int:
     from ._tracking import make_tracker
     from .meta._run import run_meta_train  # after jax.distributed.initialize (see the module docstring)
 
-    tracker = make_tracker(args.track, out)
+    tracker = make_tracker(args.track, out, resume=args.resume)
     try:
         meta = run_meta_train(
             args.kind, spec, preset=args.preset, steps=steps, seed=args.seed, out=out,

@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._defaults import Recipe, get_recipe
 from ._evaluate import save_agents
 from ._io import atomic_write, write_csv, write_json
-from ._learner import CONFIG_FIELDS, LearnerState, TrainConfig, apply_overrides, final_return, init, learning_curve, run, settable_rule_fields
+from ._learner import AGENT_FIELDS, CONFIG_FIELDS, LearnerState, TrainConfig, apply_overrides, final_return, init, learning_curve, run, settable_rule_fields
 from ._memory import RunTooLarge as RunTooLarge
 from ._memory import check_memory, compiled_bytes, gib, tree_bytes
 from ._registry import make_rule
@@ -308,8 +309,22 @@ def write_results_md(path: Path, summary: dict[str, Any]) -> None:
     atomic_write(path, "\n".join(lines) + "\n")
 
 
+def apply_recipe(recipe: Recipe, rule, task, rule_name: str):
+    """`(rule, config)`: the recipe's `TrainConfig` and its update hyperparameters on `rule`, or a
+    one-line `ValueError` when the recipe is not for the task's family or the rule lacks one of
+    the fields it sets (A2C and LPG have no minibatches or epochs)."""
+    recipe.check_task(task)
+    missing = sorted(set(recipe.rule) - set(settable_rule_fields(rule)))
+    if missing:
+        raise ValueError(f"recipe {recipe.name!r} sets {', '.join(missing)}, which {rule_name} does not have "
+                         "(a recipe configures the mirror-learning rules: ppo, dpo, lpo)")
+    rule, config, _ = apply_overrides(rule, recipe.config, recipe.rule, prefix=f"recipe {recipe.name}: ")
+    return rule, config
+
+
 def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: int, out: Path, progress: bool, extra_config=None, sets: dict[str, Any] | None = None,
-            callback: Callable[[str, dict[str, np.ndarray]], Any] | None = None, tuned: dict[str, dict[str, float]] | None = None):
+            callback: Callable[[str, dict[str, np.ndarray]], Any] | None = None, tuned: dict[str, dict[str, float]] | None = None,
+            recipe: str | None = None):
     """Validate everything, then train each rule (S vmapped seeds each) and write one run
     directory: config.json, metrics.csv, summary.json, curves.png, agents.eqx and results.md.
 
@@ -322,29 +337,36 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
     config has is an error. `tuned` maps a rule name to one point of `run_sweep`'s fields
     (``{"learning_rate": 3e-4, "alpha_y": 0.5}``) applied to that rule only, after `sets` (how
     `transfer` uses hyperparameters chosen on validation tasks). `callback` is `run_seeds`'s, for
-    every rule.
+    every rule. `recipe` (``--recipe NAME``, one of `learned_rl._defaults.RECIPES`) replaces every
+    rule's default config and update hyperparameters with a published codebase's (`apply_recipe`);
+    `steps` and `sets` then apply on top of it.
     """
     if not rule_names:
         raise ValueError("no rules given")
     if len(set(rule_names)) != len(rule_names):
         raise ValueError(f"duplicate rules in {','.join(rule_names)}")
     task = make_task(task_name)
+    rec = get_recipe(recipe) if recipe is not None else None
+    if rec is not None:
+        rec.check_task(task)
     sets = dict(sets or {})
     if "total_steps" in sets or "agent" in sets:
-        raise ValueError("--set cannot set total_steps (use --steps) or agent")
+        raise ValueError("--set cannot set total_steps (use --steps) or agent as a whole (set agent.torso, agent.hidden, ... one by one)")
     plans, skipped, used = [], {}, set()
     for name in rule_names:
         rule = make_rule(name)
         try:
             rule.check_task(task)  # the rule's declared capability (action kinds)
             config = rule.default_config(task)
-            if steps is not None:
-                config = config.replace(total_steps=steps)
         except ValueError as e:
             if len(rule_names) == 1:
                 raise
             skipped[name] = str(e)
             continue
+        if rec is not None:  # a rule the recipe cannot configure is an error, not a skipped rule
+            rule, config = apply_recipe(rec, rule, task, name)
+        if steps is not None:
+            config = config.replace(total_steps=steps)
         rule, config, applied = apply_overrides(rule, config, sets, prefix="--set ")  # a bad value is an error, not a skipped rule
         used.update(applied)
         if tuned and name in tuned:  # one grid point (`run_sweep`'s fields), for this rule only
@@ -355,7 +377,9 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
         raise ValueError(f"no rule can run on {task.name!r}: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     unknown = sorted(set(sets) - used)
     if unknown:
-        raise ValueError(f"--set: no rule in {','.join(rule_names)} and no TrainConfig has the fields {unknown} (config fields: {', '.join(CONFIG_FIELDS)})")
+        raise ValueError(f"--set: no rule in {','.join(rule_names)} and no TrainConfig has the fields {unknown} (config fields: {', '.join(CONFIG_FIELDS + AGENT_FIELDS)})")
+    if rec is not None:
+        extra_config = {**(extra_config or {}), "recipe": {"name": rec.name, "source": rec.source}}
     if sets:
         extra_config = {**(extra_config or {}), "sets": sets, "rule_fields": {n: settable_rule_fields(r) for n, r, _ in plans}}
     if tuned:

@@ -363,6 +363,7 @@ def final_return(metrics: dict[str, Any], fraction: float = 0.1) -> np.ndarray:
 # ------------------------------------------------------------------ hyperparameter overrides
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("total_steps", "agent"))
+AGENT_FIELDS = tuple(f"agent.{f.name}" for f in dataclasses.fields(AgentConfig))  # the agent's build, e.g. agent.torso
 
 
 def settable_rule_fields(rule) -> dict[str, Any]:
@@ -378,14 +379,24 @@ def settable_rule_fields(rule) -> dict[str, Any]:
 def apply_overrides(rule, config: "TrainConfig", sets: dict[str, Any], *, prefix: str = ""):
     """`(rule, config, used)` with each ``FIELD: value`` of `sets` applied where the field exists
     (``--set`` of `train`/`compare`, the LPO preset's `overrides`):
-    a `TrainConfig` field (not `total_steps`, which is ``--steps``, nor `agent`) or a scalar field
+    a `TrainConfig` field (not `total_steps`, which is ``--steps``), a field of its `AgentConfig`
+    as ``agent.FIELD`` (``agent.torso``, ``agent.hidden``: a list of widths, ...) or a scalar field
     of the rule (``num_minibatches``, ``gamma``, ``ent_coef``, ...). A value must have the field's
     kind (an integer for an integer field; a number for a float field, or null where None is
     allowed); the rule's and the config's own checks then run. `used` names the fields applied."""
     rule_fields = settable_rule_fields(rule)
-    rule_sets, cfg_sets = {}, {}
+    rule_sets, cfg_sets, agent_sets = {}, {}, {}
     for k, v in sets.items():
-        if k in CONFIG_FIELDS:
+        if k in AGENT_FIELDS:
+            name = k.removeprefix("agent.")
+            current = getattr(config.agent, name)
+            if isinstance(current, tuple):  # hidden widths: a non-empty list of positive integers
+                if not (isinstance(v, list) and v and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in v)):
+                    raise ValueError(f"{prefix}{k}: expected a list of positive integers like {list(current)!r}, got {v!r}")
+                agent_sets[name] = tuple(v)
+                continue
+            agent_sets[name] = v
+        elif k in CONFIG_FIELDS:
             cfg_sets[k] = v
             current = getattr(config, k)
         elif k in rule_fields:
@@ -405,4 +416,6 @@ def apply_overrides(rule, config: "TrainConfig", sets: dict[str, Any], *, prefix
         rule = dataclasses.replace(rule.overridable(set(rule_sets)), **{k: float(v) if isinstance(rule_fields[k], float) else v for k, v in rule_sets.items()})
     if cfg_sets:
         config = config.replace(**{k: float(v) if isinstance(getattr(config, k), float) else v for k, v in cfg_sets.items()})
-    return rule, config, sorted(rule_sets) + sorted(cfg_sets)
+    if agent_sets:
+        config = config.replace(agent=dataclasses.replace(config.agent, **agent_sets))
+    return rule, config, sorted(rule_sets) + sorted(cfg_sets) + sorted(f"agent.{k}" for k in agent_sets)

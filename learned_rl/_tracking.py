@@ -11,6 +11,9 @@ update's env-step count:
 
 `log_row(row)` writes one row of a meta-training run's `metrics.csv` (`meta-train --track
 tensorboard`): every number in it at the row's meta-step, under ``meta/<column>`` in `log_dir`/meta.
+A tracker made with ``resume=True`` (``--resume``) purges, at its first row, what an interrupted
+run wrote at that meta-step and after (it logged past its last checkpoint, and the resumed run
+writes those steps again), so no meta-step appears twice.
 
 The writer is tensorboardX (the ``track`` extra): it writes the event-file format without
 TensorFlow or PyTorch.
@@ -40,15 +43,18 @@ def _writer_class():
 class TensorBoardTracker:
     """Write each chunk's per-update metrics as TensorBoard scalars; `close()` flushes them."""
 
-    def __init__(self, log_dir: str | Path):
+    def __init__(self, log_dir: str | Path, *, resume: bool = False):
         self.log_dir = Path(log_dir)
+        self.resume = resume
         self._writer_cls = _writer_class()
         self._writers: dict[str, Any] = {}
 
-    def writer(self, rule_name: str):
+    def writer(self, rule_name: str, purge_step: int | None = None):
+        """The writer of `rule_name`'s directory; made on first use, then with `purge_step` (events
+        an earlier writer logged at that step or later are dropped by TensorBoard and `read_scalars`)."""
         if rule_name not in self._writers:
             sub = re.sub(r"[^\w.+-]+", "_", rule_name)
-            self._writers[rule_name] = self._writer_cls(logdir=str(self.log_dir / sub), flush_secs=30)
+            self._writers[rule_name] = self._writer_cls(logdir=str(self.log_dir / sub), flush_secs=30, purge_step=purge_step)
         return self._writers[rule_name]
 
     def __call__(self, rule_name: str, metrics: dict[str, np.ndarray]) -> None:
@@ -71,8 +77,8 @@ class TensorBoardTracker:
     def log_row(self, row: dict[str, Any], name: str = "meta") -> None:
         """One logging row of a meta-training run: each finite number but ``step`` as
         ``meta/<column>`` at ``row["step"]``."""
-        w = self.writer(name)
         step = int(row["step"])
+        w = self.writer(name, purge_step=step if self.resume else None)
         for k, v in row.items():
             if k != "step" and isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v):
                 w.add_scalar(f"meta/{k}", float(v), step)
@@ -82,19 +88,21 @@ class TensorBoardTracker:
             w.close()
 
 
-def make_tracker(kind: str | None, out: Path):
+def make_tracker(kind: str | None, out: Path, *, resume: bool = False):
     """The tracker a ``--track KIND`` names, writing under `out`/KIND (None: no tracking)."""
     if kind is None:
         return None
     if kind not in TRACKERS:
         raise ValueError(f"unknown tracker {kind!r} (choose from {', '.join(TRACKERS)})")
-    return TensorBoardTracker(out / "tensorboard")
+    return TensorBoardTracker(out / "tensorboard", resume=resume)
 
 
 def read_scalars(log_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every scalar in the event files under `log_dir` (one rule's directory): ``{tag: (steps,
     values)}`` in the order written. Reads the TFRecord framing and tensorboardX's event protos,
-    without TensorBoard; a truncated last record (a run still writing) is ignored."""
+    without TensorBoard; a truncated last record (a run still writing) is ignored, and a session
+    restart at step s (a writer's `purge_step`) drops what was written before it at steps ≥ s, as
+    TensorBoard does."""
     import struct
 
     from tensorboardX.proto import event_pb2
@@ -112,6 +120,10 @@ def read_scalars(log_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]
                 break
             event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + n])
             pos += 12 + n + 4
+            if event.HasField("session_log") and event.session_log.status == event_pb2.SessionLog.START:
+                for steps, values in out.values():
+                    keep = [i for i, st in enumerate(steps) if st < event.step]
+                    steps[:], values[:] = [steps[i] for i in keep], [values[i] for i in keep]
             for v in event.summary.value:
                 steps, values = out.setdefault(v.tag, ([], []))
                 steps.append(int(event.step))

@@ -31,6 +31,7 @@ from . import tasks as task_registry
 from ._agent import UniformPolicy
 from ._experiment import apply_point, check_grid, compare, run_sweep, sweep_points, write_sweep
 from ._io import atomic_write, write_json
+from ._learner import apply_overrides
 from ._registry import make_rule
 from ._rollout import collect, reset_envs
 from ._stats import iqm, normalized_score, stderr, stratified_bootstrap_ci
@@ -73,17 +74,18 @@ def grid_scores(means: np.ndarray) -> np.ndarray:
 
 
 def choose_on_validation(rule_name: str, tasks: list, grid: dict[str, list[float]], *, seeds: int, seed: int, steps: int | None,
-                         out: Path, progress: bool = True) -> dict[str, Any]:
+                         out: Path, progress: bool = True, sets: dict[str, Any] | None = None) -> dict[str, Any]:
     """Sweep `grid` (`run_sweep`, one program per task) for the rule on every validation task,
     writing each sweep to ``out/<task>/``, and choose the point with the best `grid_scores`.
     Returns the record `transfer` keeps: tasks, seeds, grid, every point's returns and score, and
     the chosen point (`all_tied` when every point scored the same: the choice is then the grid's
     first point and carries no information), with the random policy's return on each validation
-    task and, per point and task, whether it beats that by two standard errors."""
-    rule = make_rule(rule_name)
+    task and, per point and task, whether it beats that by two standard errors. `sets` are fixed
+    overrides (``--set``) applied before the grid's values."""
     sweeps, random = {}, {}
     for t in tasks:
-        config = rule.default_config(t)
+        rule = make_rule(rule_name)
+        rule, config, _ = apply_overrides(rule, rule.default_config(t), sets or {}, prefix="--set ")
         if steps is not None:
             config = config.replace(total_steps=steps)
         result = run_sweep(rule, t, config, grid, num_seeds=seeds, seed=seed, rule_name=rule_name, progress=progress)
@@ -113,7 +115,7 @@ def choose_on_validation(rule_name: str, tasks: list, grid: dict[str, list[float
 
 def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: int | None = None, out: Path, progress: bool = True,
              validate: str | None = None, grid: dict[str, list[float]] | None = None, validation_seeds: int | None = None,
-             validation_seed: int | None = None, validation_steps: int | None = None) -> dict[str, Any]:
+             validation_seed: int | None = None, validation_steps: int | None = None, sets: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run `compare(task, [rule_name, "a2c"])` on every task of `suite` (a task set, a task, or a
     comma-separated list) into ``out/<task>/``, then write ``out/transfer.json``, ``transfer.md``
     and ``transfer.png``. Everything is validated before any training starts.
@@ -123,7 +125,12 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
     (`choose_on_validation`, written to ``out/validation/``) with `validation_seeds` seeds
     (default `seeds`) of base `validation_seed` (default ``seed + 1``, so its keys are never the
     test runs'), at `validation_steps` env steps (default `steps`); the test tasks then run the
-    rule with the chosen point, and A2C with its defaults."""
+    rule with the chosen point, and A2C with its defaults.
+
+    `sets` (``--set FIELD=VALUE``) apply everywhere, as `compare`'s do: to every rule that has the
+    field (``alpha_y``: the rule only) and to every run's `TrainConfig` and agent
+    (``agent.torso=mlp``: the rule's agents and A2C's alike, so both learn with the same agent
+    class), in validation and test runs."""
     if rule_name == "a2c":
         raise ValueError("transfer compares a rule against A2C; pick another rule than a2c")
     if seeds < 2:
@@ -134,6 +141,9 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
     a2c = make_rule("a2c")
     names = task_registry.resolve(suite)
     task_objs = [task_registry.make(n) for n in names]
+    sets = dict(sets or {})
+    if "total_steps" in sets or "agent" in sets:
+        raise ValueError("--set cannot set total_steps (use --steps) or agent as a whole (set agent.torso, agent.hidden, ... one by one)")
     val_tasks: list = []
     if validate is not None:
         validation_seeds = seeds if validation_seeds is None else validation_seeds
@@ -151,7 +161,7 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
             rule.check_task(t)
         check_grid(rule, grid)
         for p in sweep_points(grid):  # every point is a valid rule and config before anything runs
-            apply_point(rule, rule.default_config(val_tasks[0]), p)
+            apply_point(*apply_overrides(rule, rule.default_config(val_tasks[0]), sets, prefix="--set ")[:2], p)
     runnable, skipped = [], {}
     for t in task_objs:
         try:  # each rule's declared capability (its action kinds)
@@ -163,19 +173,26 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
             runnable.append(t)
     if not runnable:
         raise ValueError(f"{rule_name} cannot run on any task of {suite!r}: " + "; ".join(skipped.values()))
+    used: set[str] = set()
+    for r in (rule, a2c):  # a bad field or value fails before anything runs
+        used.update(apply_overrides(r, r.default_config(runnable[0]), sets, prefix="--set ")[2])
+    unknown = sorted(set(sets) - used)
+    if unknown:
+        raise ValueError(f"--set: neither {rule_name} nor a2c nor their TrainConfig has the fields {unknown}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
     validation = None
     if val_tasks:
         validation = choose_on_validation(rule_name, val_tasks, grid, seeds=validation_seeds, seed=validation_seed,
-                                          steps=steps if validation_steps is None else validation_steps, out=out / "validation", progress=progress)
+                                          steps=steps if validation_steps is None else validation_steps, out=out / "validation", progress=progress,
+                                          sets=sets)
     tuned = {rule_name: validation["chosen"]} if validation else None
     per_task: dict[str, Any] = {}
     groups = []
     for t in runnable:
         _, results, summary = compare(t.name, [rule_name, "a2c"], steps=steps, seeds=seeds, seed=seed, out=out / _slug(t.name), progress=progress,
-                                      extra_config={"command": "transfer", "seed": seed}, tuned=tuned)
+                                      extra_config={"command": "transfer", "seed": seed}, tuned=tuned, sets=sets)
         res = {r.rule_name: r for r in results}
         rule_res = summary["results"][rule_name]
         a2c_res = summary["results"]["a2c"]
@@ -208,7 +225,8 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
             groups.append(scores)
         per_task[t.name] = entry
 
-    report: dict[str, Any] = {"rule": rule_name, "suite": suite, "seeds": seeds, "seed": seed, "tasks": per_task, "skipped": skipped}
+    report: dict[str, Any] = {"rule": rule_name, "suite": suite, "seeds": seeds, "seed": seed, "tasks": per_task, "skipped": skipped,
+                              **({"sets": sets} if sets else {})}
     if validation:
         report["validation"] = validation
     weak = [n for n, e in per_task.items() if not e["a2c_beats_random"]]
@@ -235,6 +253,7 @@ def _write_md(path: Path, report: dict[str, Any]) -> None:
     lines = [
         f"# Transfer: {report['rule']} vs A2C on {report['suite']} ({report['seeds']} seeds)",
         "",
+        *([f"Every run with {', '.join(f'{k}={v}' for k, v in report['sets'].items())} (--set).", ""] if report.get("sets") else []),
         "| task | env steps | rule return | A2C return | random return | A2C-normalised (rule) |",
         "|---|---|---|---|---|---|",
     ]
@@ -268,7 +287,7 @@ def _write_md(path: Path, report: dict[str, Any]) -> None:
                   f"The rule ran every test task with {chosen}, chosen before any test run on {', '.join(val['tasks'])} "
                   f"({val['seeds']} seeds of base seed {val['seed']}; the test seeds are of base seed {report['seed']}). "
                   "Score: each validation task's mean final return scaled to [0, 1] across the grid, averaged over the tasks. "
-                  "A2C ran with its defaults."
+                  + ("A2C ran with its defaults and the --set values above." if report.get("sets") else "A2C ran with its defaults.")
                   + (" Every point tied on every validation task, so the choice is the grid's first point and says nothing." if val["all_tied"] else "")
                   + ("" if val["chosen_beats_random_on"] else " **The chosen point does not beat the random policy on any validation task.**"), "",
                   "| " + " | ".join(fields) + " | " + " | ".join(val["tasks"]) + " | score |",

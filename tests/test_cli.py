@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -206,6 +207,31 @@ def test_set_replaces_rule_and_config_hyperparameters(tmp_path, capsys):
         assert not out.exists()
 
 
+def test_set_reaches_the_agent_build_field_by_field(tmp_path, capsys):
+    """`--set agent.FIELD=VALUE` builds the agent differently (here a one-layer ReLU MLP of 32
+    units: its parameters have that shape), is recorded in config.json, and bad values are
+    one-line errors that write nothing."""
+    from learned_rl import load_agents
+
+    base = ["train", "--rule", "ppo", "--task", "CartPole-v1", "--steps", "1024", "--seeds", "2", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--set", "agent.hidden=[32]", "--set", "agent.activation=relu"]) == 0
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert list(cfg["rules"]["ppo"]["agent"]["hidden"]) == [32] and cfg["rules"]["ppo"]["agent"]["activation"] == "relu"
+    shapes = {tuple(x.shape) for x in jax.tree_util.tree_leaves(load_agents(tmp_path / "a")[1]["ppo"]["agent"]) if hasattr(x, "shape")}
+    assert (2, 32, 4) in shapes or (2, 4, 32) in shapes  # 2 seeds, CartPole's 4 inputs into 32 units
+    assert not any(64 in s for s in shapes)
+    capsys.readouterr()
+    for sets, needle in [(["agent.hidden=[0]"], "agent.hidden: expected a list of positive integers"),
+                         (["agent.torso=7"], "agent.torso: expected a value like 'auto'"),
+                         (["agent.activation=gelu"], "activation must be tanh|relu"),
+                         (["agent={}"], "set agent.torso, agent.hidden, ... one by one")]:
+        out = tmp_path / "bad"
+        assert main([*base, "--out", str(out), *[x for s in sets for x in ("--set", s)]]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+        assert not out.exists()
+
+
 def test_meta_train_old_count_names_still_work_with_a_notice(tmp_path, capsys):
     """`meta-train --steps` (now --meta-steps) and `--inner-steps` (now --inner-env-steps) keep
     working, print one deprecation notice each, and give the same run as the new names."""
@@ -218,3 +244,34 @@ def test_meta_train_old_count_names_still_work_with_a_notice(tmp_path, capsys):
     assert (tmp_path / "old" / "rule.eqx").read_bytes() == (tmp_path / "new" / "rule.eqx").read_bytes()
     assert main([*base, "--meta-steps", "1", "--generations", "2"]) == 2
     assert "they all count meta-steps" in capsys.readouterr().err
+
+
+def test_recipe_sets_a_published_configuration_then_steps_and_set_apply_on_top(tmp_path, capsys):
+    """`--recipe purejaxrl-minatar` trains PPO and DPO with PureJaxRL's MinAtar configuration (an
+    MLP on the flattened frame, 64 envs × 128 steps, 8 minibatches, lr 5e-3 annealed): config.json
+    holds exactly those values and `--set` overrides one of them; its update moves the policy
+    further than the same run with one minibatch at lr 1e-4. A rule without minibatches, a task of
+    another family and an unknown name are one-line errors that write nothing."""
+    base = ["compare", "--task", "Breakout-MinAtar", "--steps", "8192", "--seeds", "2", "--no-progress", "--recipe", "purejaxrl-minatar"]
+    assert main([*base, "--rules", "ppo,dpo", "--out", str(tmp_path / "r"), "--set", "ent_coef=0.02"]) == 0
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["recipe"]["name"] == "purejaxrl-minatar"
+    for name in ("ppo", "dpo"):
+        c, f = cfg["rules"][name], cfg["rule_fields"][name]
+        assert (c["num_envs"], c["rollout_len"], c["learning_rate"], c["anneal_lr"], c["total_steps"]) == (64, 128, 5e-3, True, 8192)
+        assert c["agent"]["torso"] == "mlp" and c["agent"]["activation"] == "relu" and list(c["agent"]["hidden"]) == [64, 64]
+        assert (f["num_minibatches"], f["num_epochs"], f["ent_coef"]) == (8, 4, 0.02)
+    assert main([*base, "--rules", "ppo", "--out", str(tmp_path / "s"), "--set", "num_minibatches=1", "--set", "learning_rate=1e-4"]) == 0
+    kl = lambda d: np.mean([float(r["approx_kl_after"]) for r in csv.DictReader(open(tmp_path / d / "metrics.csv")) if r["rule"] == "ppo"])
+    assert kl("r") > 10 * kl("s")
+    capsys.readouterr()
+    for args, needle in [
+        (["--rules", "ppo,a2c"], "which a2c does not have"),
+        (["--rules", "ppo", "--task", "CartPole-v1"], "is for minatar tasks; 'CartPole-v1' is a classic task"),
+        (["--rules", "ppo", "--recipe", "purejaxrl-atari"], "unknown recipe 'purejaxrl-atari' (known: purejaxrl-brax, purejaxrl-minatar)"),
+    ]:
+        out = tmp_path / "bad"
+        assert main([*base, *args, "--out", str(out)]) == 2  # a repeated flag's last value counts
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+        assert not out.exists()

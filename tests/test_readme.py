@@ -124,10 +124,12 @@ def _set_flag(argv: list[str], name: str, value: str) -> list[str]:
     return [*argv, name, value]
 
 
-def _one_update(rule_names: list[str], task_names: list[str], sets: dict | None = None) -> int:
-    """Env steps of two agent updates: the largest rollout among these rules and tasks, with the
-    command's ``--set num_envs=``/``rollout_len=`` where it gives them."""
+def _one_update(rule_names: list[str], task_names: list[str], sets: dict | None = None, recipe: str | None = None) -> int:
+    """Env steps of two agent updates: the largest rollout among these rules and tasks (of the
+    command's ``--recipe`` where it names one), with the command's ``--set num_envs=``/``rollout_len=``
+    where it gives them."""
     from learned_rl import tasks
+    from learned_rl._defaults import get_recipe
     from learned_rl._registry import make_rule
 
     n = 0
@@ -139,7 +141,7 @@ def _one_update(rule_names: list[str], task_names: list[str], sets: dict | None 
                 rule.check_task(task)
             except ValueError:
                 continue
-            c = rule.default_config(task)
+            c = get_recipe(recipe).config if recipe else rule.default_config(task)
             n = max(n, 2 * int((sets or {}).get("num_envs", c.num_envs)) * int((sets or {}).get("rollout_len", c.rollout_len)))
     return n
 
@@ -159,7 +161,7 @@ def _tiny(argv: list[str], tmp: Path) -> list[str]:
         task = _flag(args, "--task") or ("chain/short" if cmd == "demo" else None)
         names = [*tasks.resolve(_flag(args, "--suite")), *(tasks.resolve(_flag(args, "--validate")) if "--validate" in args else [])] if cmd == "transfer" else [task]
         sets = dict(a.split("=", 1) for i, a in enumerate(args) if i and args[i - 1] == "--set")
-        args = _set_flag(args, "--steps", str(_one_update(rules, names, sets)))
+        args = _set_flag(args, "--steps", str(_one_update(rules, names, sets, _flag(args, "--recipe"))))
         if "--validation-steps" in args:
             args = _set_flag(args, "--validation-steps", str(_one_update(rules, names, sets)))
         args = _set_flag(args, "--seeds", "2")

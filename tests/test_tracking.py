@@ -144,7 +144,8 @@ def test_a_meta_training_run_too_large_for_memory_is_refused_before_it_starts(tm
 
 def test_meta_train_track_writes_every_metrics_row(tmp_path, capsys):
     """`meta-train --track tensorboard`: each metrics.csv row reads back from the event files, at
-    its meta-step; a resumed run adds the rows of its new steps."""
+    its meta-step; a resumed run adds the rows of its new steps, and what an interrupted run had
+    logged past its last checkpoint is purged, not read twice."""
     import csv
 
     out = tmp_path / "meta"
@@ -152,6 +153,10 @@ def test_meta_train_track_writes_every_metrics_row(tmp_path, capsys):
             "--set", "rollout_len=8", "--set", "lifetime_updates=12", "--set", "inner_steps=3", "--no-progress"]
     run = ["meta-train", "lpg", "--tasks", "chain/short", "--out", str(out), "--track", "tensorboard", *tiny]
     assert main([*run, "--meta-steps", "20"]) == 0, capsys.readouterr().err
+    # a run killed after its last checkpoint (step 20) had logged step 30 already
+    interrupted = TensorBoardTracker(out / "tensorboard")
+    interrupted.log_row({"step": 30, "meta_loss": 999.0, "critic_loss": 999.0, "lifetime_return/chain/short": 999.0})
+    interrupted.close()
     assert main([*run, "--meta-steps", "30", "--resume"]) == 0, capsys.readouterr().err
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == [10, 20, 30]

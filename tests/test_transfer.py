@@ -181,12 +181,13 @@ def test_grid_scores_by_hand():
 def test_transfer_chooses_on_validation_tasks_then_runs_the_test_tasks_with_the_choice(tmp_path):
     """A learning rate too small to move a lookup table in 6,400 steps against a working one: the
     protocol must pick the working one on the validation task (listed second, so neither the first
-    point nor a tie decides), and the test run must use it, A2C keeping its defaults."""
+    point nor a tie decides), and the test run must use it, A2C keeping its defaults. A fixed
+    `--set` reaches every run, validation and test, the rule's and A2C's."""
     from learned_rl import make_rule
 
     out = tmp_path / "tr"
     rc = main(["transfer", "--rule", "lpg:lpg_tabular", "--suite", "chain/long", "--validate", "chain/short", "--grid", "learning_rate=0.01,10",
-               "--seeds", "2", "--steps", "6400", "--out", str(out), "--no-progress"])
+               "--seeds", "2", "--steps", "6400", "--out", str(out), "--no-progress", "--set", "max_grad_norm=1.0"])
     assert rc == 0
     report = json.loads((out / "transfer.json").read_text())
     val = report["validation"]
@@ -202,6 +203,9 @@ def test_transfer_chooses_on_validation_tasks_then_runs_the_test_tasks_with_the_
     assert config["rules"]["lpg:lpg_tabular"]["learning_rate"] == 10.0
     a2c_default = make_rule("a2c").default_config(tasks.make("chain/long")).learning_rate
     assert config["rules"]["a2c"]["learning_rate"] == a2c_default
+    assert config["rules"]["a2c"]["max_grad_norm"] == config["rules"]["lpg:lpg_tabular"]["max_grad_norm"] == 1.0
+    assert json.loads((out / "validation" / "chain_short" / "config.json").read_text())["config"]["max_grad_norm"] == 1.0
+    assert report["sets"] == {"max_grad_norm": 1.0}
     md = (out / "transfer.md").read_text()
     assert "Hyperparameters chosen on validation tasks: learning_rate = 10" in md and "(chosen)" in md
 
@@ -216,6 +220,8 @@ def test_transfer_chooses_on_validation_tasks_then_runs_the_test_tasks_with_the_
         (["--validate", "chain/long", "--grid", "learning_rate=1,x"], "--grid learning_rate"),
         (["--validate", "chain/long", "--grid", "learning_rate=1,10", "--validation-seed", "0"], "validation seed"),
         (["--validate", "no/such_task", "--grid", "learning_rate=1,10"], "Unknown task"),
+        (["--set", "bogus=1"], "neither lpg:lpg_tabular nor a2c nor their TrainConfig has the fields ['bogus']"),
+        (["--set", "agent.hidden=[0]"], "agent.hidden: expected a list of positive integers"),
     ],
 )
 def test_transfer_validation_bad_input_one_line_error_nothing_written(tmp_path, capsys, extra, msg):
@@ -224,3 +230,37 @@ def test_transfer_validation_bad_input_one_line_error_nothing_written(tmp_path, 
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1 and msg in err, err
     assert not out.exists()
+
+
+def test_aggregate_transfer_pools_the_scores_of_several_runs(tmp_path):
+    """`benchmarks/aggregate_transfer.py` pools the per-seed scores of each run's tasks into one
+    IQM with the stratified bootstrap interval `transfer` uses, refuses runs of different rules
+    or a task pooled twice, and gives no aggregate when a task has no score."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def run_dir(name, rule, tasks_):
+        d = tmp_path / name
+        d.mkdir()
+        entries = {t: {"rule_return": 1.0, "rule_return_stderr": 0.1, "a2c_return": 2.0, "a2c_return_stderr": 0.1, "random_return": 0.0,
+                       "normalized": None if s is None else float(np.mean(s)), "normalized_stderr": None if s is None else stderr(s),
+                       "normalized_scores": s} for t, s in tasks_.items()}
+        (d / "transfer.json").write_text(json.dumps({"rule": rule, "tasks": entries}))
+        return str(d)
+
+    script = str(Path(__file__).resolve().parents[1] / "benchmarks" / "aggregate_transfer.py")
+    run = lambda *a: subprocess.run([sys.executable, script, *a], capture_output=True, text=True, timeout=120)
+    a = run_dir("a", "lpg:x", {"t1": [0.1, 0.5, 0.9], "t2": [1.2, 1.0, 0.8]})
+    b = run_dir("b", "lpg:x", {"t3": [-0.1, 0.0, 0.4]})
+    r = run(a, b, "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    est, lo, hi = stratified_bootstrap_ci([[0.1, 0.5, 0.9], [1.2, 1.0, 0.8], [-0.1, 0.0, 0.4]], iqm, seed=3)
+    assert f"IQM of A2C-normalised scores {est:.3f} [{lo:.3f}, {hi:.3f}]" in r.stdout and "over 3 tasks" in r.stdout
+    assert "above the random policy's on 3, at or above A2C on 1" in r.stdout
+    c = run_dir("c", "lpg:y", {"t4": [0.5, 0.5]})
+    d = run_dir("d", "lpg:x", {"t5": None})
+    assert run(a, c).returncode == 2 and "different rules" in run(a, c).stderr
+    assert run(a, a).returncode == 2
+    assert "No aggregate: A2C does not beat the random policy on t5" in run(a, d).stdout
+    assert run(str(tmp_path / "nothing")).returncode == 2
