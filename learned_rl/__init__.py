@@ -20,6 +20,7 @@ Public API (implementation lives in private modules):
   `load_agents(run_dir)`: the agents `train` and `compare` save (`agents.eqx`), `evaluate_run`:
   what ``learned-rl evaluate RUN_DIR`` runs.
 - `iqm`, `stderr`, `stratified_bootstrap_ci`, `normalized_score`: the statistics of the reports.
+- `RECIPES`, `Recipe`, `apply_recipe`: published training configurations (``--recipe NAME``).
 """
 
 from ._agent import Agent as Agent, AgentConfig as AgentConfig, AgentOutput as AgentOutput, make_agent as make_agent, UniformPolicy as UniformPolicy
@@ -34,6 +35,7 @@ from ._learner import (
     run as run,
     train as train,
 )
+from ._defaults import RECIPES as RECIPES, Recipe as Recipe
 from ._returns import gae as gae
 from ._rollout import EpisodeStats as EpisodeStats, Trajectory as Trajectory, collect as collect, reset_envs as reset_envs
 from .rules import AbstractUpdateRule as AbstractUpdateRule
@@ -51,7 +53,7 @@ from ._stats import iqm as iqm, normalized_score as normalized_score, stderr as 
 # public names are imported on first use.
 _EXPERIMENT = {
     "RunResult": "_experiment", "compare": "_experiment", "run_seeds": "_experiment", "seed_keys": "_experiment",
-    "run_sweep": "_experiment", "sweep_points": "_experiment", "SweepResult": "_experiment", "write_sweep": "_experiment",
+    "run_sweep": "_experiment", "apply_recipe": "_experiment", "sweep_points": "_experiment", "SweepResult": "_experiment", "write_sweep": "_experiment",
     "make_rule": "_registry", "transfer": "_transfer", "run_meta_train": "meta._run",
     "evaluate": "_evaluate", "evaluate_run": "_evaluate", "load_agents": "_evaluate", "save_agents": "_evaluate",
     "TensorBoardTracker": "_tracking", "read_scalars": "_tracking",

@@ -22,12 +22,13 @@ def test_public_names():
     import learned_rl
     from learned_rl import rules
 
-    for name in ("compare", "transfer", "make_rule", "run_seeds", "seed_keys", "RunResult", "iqm", "stratified_bootstrap_ci", "train", "load_rule", "pretrained"):
+    for name in ("compare", "transfer", "make_rule", "run_seeds", "seed_keys", "RunResult", "iqm", "stratified_bootstrap_ci", "train", "load_rule", "pretrained", "apply_recipe"):
         assert callable(getattr(learned_rl, name)) or name == "pretrained", name
     for name in ("make_lpo", "batched", "batched_value", "log_prob_entropy", "drift_activity", "MirrorLearning", "DPODrift"):
         assert callable(getattr(rules, name)), name
     assert callable(learned_rl.run_meta_train) and callable(learned_rl.evaluate) and callable(learned_rl.load_agents)
     assert "compare" in dir(learned_rl)
+    assert set(learned_rl.RECIPES) == {"purejaxrl-brax", "purejaxrl-minatar"} and isinstance(learned_rl.RECIPES["purejaxrl-brax"], learned_rl.Recipe)
     # the CLI's rule names and seeding are the Python API's: the same seed gives the same keys
     assert learned_rl.make_rule("dpo").drift.name == "dpo"
     assert (learned_rl.seed_keys(3, 2)[1] == learned_rl.seed_keys(3, 5)[1]).all()

@@ -236,7 +236,6 @@ def test_aggregate_transfer_pools_the_scores_of_several_runs(tmp_path):
     """`benchmarks/aggregate_transfer.py` pools the per-seed scores of each run's tasks into one
     IQM with the stratified bootstrap interval `transfer` uses, refuses runs of different rules
     or a task pooled twice, and gives no aggregate when a task has no score."""
-    import subprocess
     import sys
     from pathlib import Path
 
@@ -249,8 +248,24 @@ def test_aggregate_transfer_pools_the_scores_of_several_runs(tmp_path):
         (d / "transfer.json").write_text(json.dumps({"rule": rule, "tasks": entries}))
         return str(d)
 
-    script = str(Path(__file__).resolve().parents[1] / "benchmarks" / "aggregate_transfer.py")
-    run = lambda *a: subprocess.run([sys.executable, script, *a], capture_output=True, text=True, timeout=120)
+    import contextlib
+    import importlib.util
+    import io
+    import types
+
+    spec = importlib.util.spec_from_file_location("aggregate_transfer", Path(__file__).resolve().parents[1] / "benchmarks" / "aggregate_transfer.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def run(*a):  # the script's main() in this process, as `python benchmarks/aggregate_transfer.py ...` runs it
+        out, err = io.StringIO(), io.StringIO()
+        argv, sys.argv = sys.argv, ["aggregate_transfer.py", *a]
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                rc = mod.main()
+        finally:
+            sys.argv = argv
+        return types.SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())
     a = run_dir("a", "lpg:x", {"t1": [0.1, 0.5, 0.9], "t2": [1.2, 1.0, 0.8]})
     b = run_dir("b", "lpg:x", {"t3": [-0.1, 0.0, 0.4]})
     r = run(a, b, "--seed", "3")
