@@ -21,7 +21,7 @@ import numpy as np
 from ._defaults import Recipe, get_recipe
 from ._evaluate import save_agents
 from ._io import atomic_write, write_csv, write_json
-from ._learner import AGENT_FIELDS, CONFIG_FIELDS, LearnerState, TrainConfig, apply_overrides, final_return, init, learning_curve, run, settable_rule_fields
+from ._learner import AGENT_FIELDS, CONFIG_FIELDS, LearnerState, TrainConfig, apply_overrides, check_sets, final_return, init, learning_curve, run, settable_rule_fields
 from ._memory import RunTooLarge as RunTooLarge
 from ._memory import check_memory, compiled_bytes, gib, tree_bytes
 from ._registry import make_rule
@@ -350,8 +350,7 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
     if rec is not None:
         rec.check_task(task)
     sets = dict(sets or {})
-    if "total_steps" in sets or "agent" in sets:
-        raise ValueError("--set cannot set total_steps (use --steps) or agent as a whole (set agent.torso, agent.hidden, ... one by one)")
+    check_sets(sets)
     plans, skipped, used = [], {}, set()
     for name in rule_names:
         rule = make_rule(name)

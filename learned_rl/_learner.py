@@ -376,6 +376,13 @@ def settable_rule_fields(rule) -> dict[str, Any]:
     return out
 
 
+def check_sets(sets: dict[str, Any]) -> None:
+    """A one-line `ValueError` for ``--set`` fields that other flags own: `total_steps` is
+    ``--steps``, and the agent is set field by field (``agent.torso``, ...), not whole."""
+    if "total_steps" in sets or "agent" in sets:
+        raise ValueError("--set cannot set total_steps (use --steps) or agent as a whole (set agent.torso, agent.hidden, ... one by one)")
+
+
 def apply_overrides(rule, config: "TrainConfig", sets: dict[str, Any], *, prefix: str = ""):
     """`(rule, config, used)` with each ``FIELD: value`` of `sets` applied where the field exists
     (``--set`` of `train`/`compare`, the LPO preset's `overrides`):

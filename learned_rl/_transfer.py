@@ -31,7 +31,7 @@ from . import tasks as task_registry
 from ._agent import UniformPolicy
 from ._experiment import apply_point, check_grid, compare, run_sweep, sweep_points, write_sweep
 from ._io import atomic_write, write_json
-from ._learner import apply_overrides
+from ._learner import apply_overrides, check_sets
 from ._registry import make_rule
 from ._rollout import collect, reset_envs
 from ._stats import iqm, normalized_score, stderr, stratified_bootstrap_ci
@@ -82,10 +82,10 @@ def choose_on_validation(rule_name: str, tasks: list, grid: dict[str, list[float
     first point and carries no information), with the random policy's return on each validation
     task and, per point and task, whether it beats that by two standard errors. `sets` are fixed
     overrides (``--set``) applied before the grid's values."""
+    base = make_rule(rule_name)
     sweeps, random = {}, {}
     for t in tasks:
-        rule = make_rule(rule_name)
-        rule, config, _ = apply_overrides(rule, rule.default_config(t), sets or {}, prefix="--set ")
+        rule, config, _ = apply_overrides(base, base.default_config(t), sets or {}, prefix="--set ")
         if steps is not None:
             config = config.replace(total_steps=steps)
         result = run_sweep(rule, t, config, grid, num_seeds=seeds, seed=seed, rule_name=rule_name, progress=progress)
@@ -142,8 +142,7 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
     names = task_registry.resolve(suite)
     task_objs = [task_registry.make(n) for n in names]
     sets = dict(sets or {})
-    if "total_steps" in sets or "agent" in sets:
-        raise ValueError("--set cannot set total_steps (use --steps) or agent as a whole (set agent.torso, agent.hidden, ... one by one)")
+    check_sets(sets)
     val_tasks: list = []
     if validate is not None:
         validation_seeds = seeds if validation_seeds is None else validation_seeds
@@ -160,8 +159,9 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
         for t in val_tasks:
             rule.check_task(t)
         check_grid(rule, grid)
+        val_rule, val_config, _ = apply_overrides(rule, rule.default_config(val_tasks[0]), sets, prefix="--set ")
         for p in sweep_points(grid):  # every point is a valid rule and config before anything runs
-            apply_point(*apply_overrides(rule, rule.default_config(val_tasks[0]), sets, prefix="--set ")[:2], p)
+            apply_point(val_rule, val_config, p)
     runnable, skipped = [], {}
     for t in task_objs:
         try:  # each rule's declared capability (its action kinds)
