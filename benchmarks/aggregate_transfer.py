@@ -36,7 +36,14 @@ def main() -> int:
         if not path.is_file():
             print(f"error: {path} does not exist (not a transfer run directory)", file=sys.stderr)
             return 2
-        reports.append((d, json.loads(path.read_text())))
+        try:
+            report = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            report = None
+        if not isinstance(report, dict) or "rule" not in report or "tasks" not in report:
+            print(f"error: {path} is not a transfer report (unreadable JSON, or no rule and tasks)", file=sys.stderr)
+            return 2
+        reports.append((d, report))
     rules = sorted({r["rule"] for _, r in reports})
     if len(rules) > 1:
         print(f"error: the runs are of different rules ({', '.join(rules)}); pool one rule at a time", file=sys.stderr)

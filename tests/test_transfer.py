@@ -279,3 +279,7 @@ def test_aggregate_transfer_pools_the_scores_of_several_runs(tmp_path):
     assert run(a, a).returncode == 2
     assert "No aggregate: A2C does not beat the random policy on t5" in run(a, d).stdout
     assert run(str(tmp_path / "nothing")).returncode == 2
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "transfer.json").write_text('{"rule": "lpg:x", "tas')
+    r = run(a, str(tmp_path / "broken"))
+    assert r.returncode == 2 and "is not a transfer report" in r.stderr
