@@ -74,5 +74,5 @@ class A2C(AbstractUpdateRule):
         loss = pg_loss + self.vf_coef * v_loss - self.ent_coef * ent
         return loss, {"loss": loss, "pg_loss": pg_loss, "value_loss": v_loss, "entropy": ent}
 
-    def default_config(self, task) -> TrainConfig:
-        return family_default(A2C_DEFAULTS, task, "A2C")
+    def default_config(self, task, agent=None) -> TrainConfig:
+        return family_default(A2C_DEFAULTS, task, "A2C", agent)

@@ -59,16 +59,19 @@ def default_family(task) -> str:
     return task.family
 
 
-def family_default(defaults: dict[str, TrainConfig], task, rule_name: str) -> TrainConfig:
-    """Look up a task family's default config; vector-observation chains use the MLP config."""
+def family_default(defaults: dict[str, TrainConfig], task, rule_name: str, agent: dict[str, Any] | None = None) -> TrainConfig:
+    """Look up a task family's default config; vector-observation chains use the MLP config.
+    `agent`: `AgentConfig` fields replaced in it (``{"torso": "mlp"}``)."""
     fam = default_family(task)
     if fam == "chain" and task.obs_kind != "index":
-        return defaults["random_gridworld"].replace(total_steps=defaults["chain"].total_steps)
-    if fam not in defaults:
+        cfg = defaults["random_gridworld"].replace(total_steps=defaults["chain"].total_steps)
+    elif fam not in defaults:
         raise ValueError(
             f"{rule_name} has no default config for task family {fam!r} (task {task.name!r})"
         )
-    return defaults[fam]
+    else:
+        cfg = defaults[fam]
+    return cfg.replace(agent=dataclasses.replace(cfg.agent, **agent)) if agent else cfg
 
 
 PPO_DEFAULTS: dict[str, TrainConfig] = {

@@ -21,7 +21,7 @@ import numpy as np
 from ._defaults import Recipe, get_recipe
 from ._evaluate import save_agents
 from ._io import atomic_write, write_csv, write_json
-from ._learner import AGENT_FIELDS, CONFIG_FIELDS, LearnerState, TrainConfig, apply_overrides, check_sets, final_return, init, learning_curve, run, settable_rule_fields
+from ._learner import AGENT_FIELDS, CONFIG_FIELDS, LearnerState, TrainConfig, apply_overrides, check_sets, default_config_for, final_return, init, learning_curve, run, settable_rule_fields
 from ._memory import RunTooLarge as RunTooLarge
 from ._memory import check_memory, compiled_bytes, gib, tree_bytes
 from ._registry import make_rule
@@ -356,7 +356,7 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
         rule = make_rule(name)
         try:
             rule.check_task(task)  # the rule's declared capability (action kinds)
-            config = rule.default_config(task)
+            config = default_config_for(rule, task, sets, prefix="--set ")
         except ValueError as e:
             if len(rule_names) == 1:
                 raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from typing import Any, Literal
 
 import equinox as eqx
@@ -383,42 +384,69 @@ def check_sets(sets: dict[str, Any]) -> None:
         raise ValueError("--set cannot set total_steps (use --steps) or agent as a whole (set agent.torso, agent.hidden, ... one by one)")
 
 
+def _check_kind(name: str, v: Any, current: Any, prefix: str) -> None:
+    """A one-line `ValueError` unless `v` has the kind of the field's `current` value (an integer
+    for an integer field; a number for a float field, or null where None is allowed)."""
+    ok = (
+        (v is None and current is None) or (isinstance(current, bool) and isinstance(v, bool))
+        or (isinstance(current, int) and not isinstance(current, bool) and isinstance(v, int) and not isinstance(v, bool))
+        or ((isinstance(current, float) or current is None) and isinstance(v, (int, float)) and not isinstance(v, bool))
+        or (isinstance(current, str) and isinstance(v, str))
+    )
+    if not ok:
+        raise ValueError(f"{prefix}{name}: expected a value like {current!r}, got {v!r}")
+
+
+def agent_fields(sets: dict[str, Any], *, prefix: str = "") -> dict[str, Any]:
+    """The `AgentConfig` fields among `sets` (its ``agent.FIELD`` entries), checked and by field
+    name: ``{"agent.torso": "mlp", "agent.hidden": [32, 32]}`` gives ``{"torso": "mlp", "hidden":
+    (32, 32)}``. `hidden` must be a non-empty list of positive integers."""
+    base, out = AgentConfig(), {}
+    for k, v in sets.items():
+        if k not in AGENT_FIELDS:
+            continue
+        name = k.removeprefix("agent.")
+        current = getattr(base, name)
+        if isinstance(current, tuple):  # hidden widths
+            if not (isinstance(v, list) and v and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in v)):
+                raise ValueError(f"{prefix}{k}: expected a list of positive integers like {list(current)!r}, got {v!r}")
+            v = tuple(v)
+        else:
+            _check_kind(k, v, current, prefix)
+        out[name] = v
+    return out
+
+
+def default_config_for(rule, task, sets: dict[str, Any] | None = None, *, prefix: str = "") -> "TrainConfig":
+    """`rule.default_config(task)` for the agent that `sets`' ``agent.FIELD`` entries build, so
+    that a rule whose defaults depend on the agent class (LPG's per-family optimiser) picks them
+    for that agent (``--set agent.torso=mlp`` on MinAtar: the MLP family's, not the CNN's). The
+    other entries of `sets` are `apply_overrides`' to apply."""
+    agent = agent_fields(sets or {}, prefix=prefix)
+    if agent and "agent" in inspect.signature(rule.default_config).parameters:
+        return rule.default_config(task, agent=agent)
+    return rule.default_config(task)
+
+
 def apply_overrides(rule, config: "TrainConfig", sets: dict[str, Any], *, prefix: str = ""):
     """`(rule, config, used)` with each ``FIELD: value`` of `sets` applied where the field exists
     (``--set`` of `train`/`compare`, the LPO preset's `overrides`):
     a `TrainConfig` field (not `total_steps`, which is ``--steps``), a field of its `AgentConfig`
-    as ``agent.FIELD`` (``agent.torso``, ``agent.hidden``: a list of widths, ...) or a scalar field
-    of the rule (``num_minibatches``, ``gamma``, ``ent_coef``, ...). A value must have the field's
-    kind (an integer for an integer field; a number for a float field, or null where None is
-    allowed); the rule's and the config's own checks then run. `used` names the fields applied."""
+    as ``agent.FIELD`` (``agent.torso``, ``agent.hidden``: a list of widths, ...; start from
+    `default_config_for` so the rule's defaults suit that agent) or a scalar field of the rule
+    (``num_minibatches``, ``gamma``, ``ent_coef``, ...). A value must have the field's kind (an
+    integer for an integer field; a number for a float field, or null where None is allowed); the
+    rule's and the config's own checks then run. `used` names the fields applied."""
     rule_fields = settable_rule_fields(rule)
-    rule_sets, cfg_sets, agent_sets = {}, {}, {}
+    rule_sets, cfg_sets = {}, {}
+    agent_sets = agent_fields(sets, prefix=prefix)
     for k, v in sets.items():
-        if k in AGENT_FIELDS:
-            name = k.removeprefix("agent.")
-            current = getattr(config.agent, name)
-            if isinstance(current, tuple):  # hidden widths: a non-empty list of positive integers
-                if not (isinstance(v, list) and v and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in v)):
-                    raise ValueError(f"{prefix}{k}: expected a list of positive integers like {list(current)!r}, got {v!r}")
-                agent_sets[name] = tuple(v)
-                continue
-            agent_sets[name] = v
-        elif k in CONFIG_FIELDS:
+        if k in CONFIG_FIELDS:
             cfg_sets[k] = v
-            current = getattr(config, k)
+            _check_kind(k, v, getattr(config, k), prefix)
         elif k in rule_fields:
             rule_sets[k] = v
-            current = rule_fields[k]
-        else:
-            continue
-        ok = (
-            (v is None and current is None) or (isinstance(current, bool) and isinstance(v, bool))
-            or (isinstance(current, int) and not isinstance(current, bool) and isinstance(v, int) and not isinstance(v, bool))
-            or ((isinstance(current, float) or current is None) and isinstance(v, (int, float)) and not isinstance(v, bool))
-            or (isinstance(current, str) and isinstance(v, str))
-        )
-        if not ok:
-            raise ValueError(f"{prefix}{k}: expected a value like {current!r}, got {v!r}")
+            _check_kind(k, v, rule_fields[k], prefix)
     if rule_sets:
         rule = dataclasses.replace(rule.overridable(set(rule_sets)), **{k: float(v) if isinstance(rule_fields[k], float) else v for k, v in rule_sets.items()})
     if cfg_sets:

@@ -31,7 +31,7 @@ from . import tasks as task_registry
 from ._agent import UniformPolicy
 from ._experiment import apply_point, check_grid, compare, run_sweep, sweep_points, write_sweep
 from ._io import atomic_write, write_json
-from ._learner import apply_overrides, check_sets
+from ._learner import apply_overrides, check_sets, default_config_for
 from ._registry import make_rule
 from ._rollout import collect, reset_envs
 from ._stats import iqm, normalized_score, stderr, stratified_bootstrap_ci
@@ -85,7 +85,7 @@ def choose_on_validation(rule_name: str, tasks: list, grid: dict[str, list[float
     base = make_rule(rule_name)
     sweeps, random = {}, {}
     for t in tasks:
-        rule, config, _ = apply_overrides(base, base.default_config(t), sets or {}, prefix="--set ")
+        rule, config, _ = apply_overrides(base, default_config_for(base, t, sets, prefix="--set "), sets or {}, prefix="--set ")
         if steps is not None:
             config = config.replace(total_steps=steps)
         result = run_sweep(rule, t, config, grid, num_seeds=seeds, seed=seed, rule_name=rule_name, progress=progress)
@@ -159,7 +159,7 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
         for t in val_tasks:
             rule.check_task(t)
         check_grid(rule, grid)
-        val_rule, val_config, _ = apply_overrides(rule, rule.default_config(val_tasks[0]), sets, prefix="--set ")
+        val_rule, val_config, _ = apply_overrides(rule, default_config_for(rule, val_tasks[0], sets, prefix="--set "), sets, prefix="--set ")
         for p in sweep_points(grid):  # every point is a valid rule and config before anything runs
             apply_point(val_rule, val_config, p)
     runnable, skipped = [], {}
@@ -175,7 +175,7 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
         raise ValueError(f"{rule_name} cannot run on any task of {suite!r}: " + "; ".join(skipped.values()))
     used: set[str] = set()
     for r in (rule, a2c):  # a bad field or value fails before anything runs
-        used.update(apply_overrides(r, r.default_config(runnable[0]), sets, prefix="--set ")[2])
+        used.update(apply_overrides(r, default_config_for(r, runnable[0], sets, prefix="--set "), sets, prefix="--set ")[2])
     unknown = sorted(set(sets) - used)
     if unknown:
         raise ValueError(f"--set: neither {rule_name} nor a2c nor their TrainConfig has the fields {unknown}")

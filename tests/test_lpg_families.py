@@ -142,6 +142,42 @@ def test_rule_records_families_round_trip_and_default_config_uses_them(tmp_path,
             LPG.from_config({**rule.config(), "families": bad})
 
 
+def test_default_config_follows_the_agent_a_run_sets(tmp_path, capsys):
+    """``--set agent.torso=mlp`` on MinAtar gives an LPG rule's recorded MLP arm (optimiser, lr,
+    clipping, regime), not A2C's CNN defaults, and no "never met" notice; A2C keeps its own
+    optimiser with the MLP built. The CLI's config.json holds the same values."""
+    from learned_rl._cli import main
+    from learned_rl._learner import default_config_for
+    from learned_rl._registry import make_rule
+
+    rule = _rule(learning_rate=20.0, alpha_y=0.5).with_families(RECORDS)
+    breakout = tasks.make("Breakout-MinAtar")
+    capsys.readouterr()
+    cfg = default_config_for(rule, breakout, {"agent.torso": "mlp", "learning_rate": 1e-2})
+    assert cfg.agent.torso == "mlp" and (cfg.optimizer, cfg.learning_rate, cfg.max_grad_norm) == ("adam", 3e-4, 1.0)
+    assert capsys.readouterr().err == ""
+    cnn = default_config_for(rule, breakout, {"learning_rate": 1e-2})  # no agent field: the family's own (CNN, never met)
+    assert (cnn.optimizer, cnn.learning_rate) == ("adam", 5e-4)  # A2C's MinAtar optimiser
+    capsys.readouterr()
+    a2c = default_config_for(make_rule("a2c"), breakout, {"agent.torso": "mlp", "agent.hidden": [32]})
+    assert (a2c.agent.torso, a2c.agent.hidden, a2c.learning_rate) == ("mlp", (32,), 5e-4)
+
+    class OldStyle(type(make_rule("a2c"))):  # a rule written before the `agent` argument
+        def default_config(self, task):
+            return super().default_config(task)
+    assert default_config_for(OldStyle(), breakout, {"agent.torso": "mlp"}).agent.torso == "cnn"  # apply_overrides sets it later
+    with pytest.raises(ValueError, match="agent.hidden: expected a list"):
+        default_config_for(rule, breakout, {"agent.hidden": 3})
+
+    save_rule(tmp_path / "r.eqx", rule)
+    out = tmp_path / "run"
+    assert main(["train", "--rule", f"lpg:{tmp_path / 'r.eqx'}", "--task", "Breakout-MinAtar", "--set", "agent.torso=mlp",
+                 "--steps", "4096", "--seeds", "1", "--no-progress", "--out", str(out)]) == 0
+    assert "notice" not in capsys.readouterr().err
+    saved = next(iter(json.loads((out / "config.json").read_text())["rules"].values()))
+    assert (saved["optimizer"], saved["learning_rate"], saved["agent"]["torso"]) == ("adam", 3e-4, "mlp")
+
+
 def test_agent_loss_uses_the_agent_familys_alpha_y():
     task = tasks.make("chain/short")
     rule = _rule(alpha_y=0.5).with_families(RECORDS)

@@ -29,7 +29,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._agent import AgentConfig, make_agent, resolve_torso
-from .._learner import DIFFERENTIABLE_ADAM_EPS_ROOT, OPTIMIZERS, LearnerState, TrainConfig, apply_overrides, late_return, train
+from .._learner import DIFFERENTIABLE_ADAM_EPS_ROOT, OPTIMIZERS, LearnerState, TrainConfig, apply_overrides, default_config_for, late_return, train
 from .._learner import init as learner_init
 from .._learner import run as learner_run
 from .._returns import normalize
@@ -653,7 +653,7 @@ class TrainingRuns(AbstractFitnessProblem):
         return dataclasses.replace(self, tasks=tuple(tasks), configs=configs, scales=return_scales(tasks))
 
     def _config(self, rule, task) -> TrainConfig:
-        cfg = rule.default_config(task)
+        cfg = default_config_for(rule, task, dict(self.config_overrides or {}), prefix="TrainingRuns.config_overrides ")
         if not isinstance(cfg, TrainConfig):
             raise TypeError(f"{type(rule).__name__}.default_config must return a TrainConfig")
         if self.inner_env_steps is not None:

@@ -89,8 +89,13 @@ class AbstractUpdateRule(eqx.Module):
         return agent, opt_state, metrics
 
     @abc.abstractmethod
-    def default_config(self, task) -> Any:
-        """The documented default `TrainConfig` of this rule for the task's family."""
+    def default_config(self, task, agent: dict[str, Any] | None = None) -> Any:
+        """The documented default `TrainConfig` of this rule for the task's family.
+
+        `agent` holds the `AgentConfig` fields a run sets (``{"torso": "mlp"}`` from ``--set
+        agent.torso=mlp``); the config is for that agent. A rule whose defaults depend on the agent
+        class (LPG's per-family optimiser) chooses them for it. A rule written without this
+        argument is called without it, and the fields are applied to its config afterwards."""
 
     def overridable(self, fields) -> "AbstractUpdateRule":
         """This rule prepared so that a value given for each of `fields` (top-level names, set by

@@ -411,14 +411,15 @@ class LPG(AbstractUpdateRule):
         agent, opt_state = apply_gradients(agent, grads, opt_state, optimizer)
         return agent, opt_state, {**metrics, **self.target_metrics(pi_hat, y_hat_logits)}
 
-    def default_config(self, task):
+    def default_config(self, task, agent=None):
         """Agent defaults for training with a learned LPG rule: A2C's per-family defaults, with the
         optimiser, clipping and preferred learning rate of the agent family the rule recorded
         (lookup tables: SGD at the rule's `learning_rate`), in the envs × steps of its
-        meta-training regime where it records one. On a family the rule was never meta-trained on
-        it keeps A2C's optimiser and prints a one-line notice."""
+        meta-training regime where it records one. The family is that of the agent built, with
+        `agent`'s fields (``{"torso": "mlp"}``) where given. On a family the rule was never
+        meta-trained on it keeps A2C's optimiser and prints a one-line notice."""
         self.check_task(task)
-        cfg = family_default(A2C_DEFAULTS, task, "LPG")
+        cfg = family_default(A2C_DEFAULTS, task, "LPG", agent)
         fam = resolve_torso(cfg.agent, task.obs_kind, task.family)
         rec = self.family_arm(fam)
         regime = {"num_envs": self.num_envs, "rollout_len": self.rollout_len} if self.num_envs and self.rollout_len else {}

@@ -294,5 +294,5 @@ class MirrorLearning(AbstractUpdateRule):
         after = jax.lax.stop_gradient(self.activity_after(agent, batch, fraction))
         return agent, opt_state, {**jax.tree.map(jnp.mean, metrics), **after}
 
-    def default_config(self, task) -> TrainConfig:
-        return family_default(PPO_DEFAULTS, task, type(self).__name__)
+    def default_config(self, task, agent=None) -> TrainConfig:
+        return family_default(PPO_DEFAULTS, task, type(self).__name__, agent)
