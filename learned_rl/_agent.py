@@ -238,9 +238,17 @@ class CNNTorso(eqx.Module):
         self.dense = _orthogonal_linear(h * w * channels, hidden, math.sqrt(2), key=k2)
 
     def __call__(self, obs: Array) -> Array:
-        x = jnp.transpose(obs.astype(jnp.float32), (2, 0, 1))
-        x = jax.nn.relu(self.conv(x))
-        return jax.nn.relu(self.dense(jnp.ravel(x)))
+        # The 3×3 "same" convolution as one matrix product over the 9 shifted copies of the frame
+        # (the same sums as `self.conv(x)`, which gives the same numbers to float rounding): on a
+        # CPU, XLA's convolution of a vmapped batch is the slow part of acting and of the update,
+        # and `benchmarks/cnn_torso.py` measures the two side by side.
+        x = obs.astype(jnp.float32)
+        h, w, c = x.shape
+        padded = jnp.pad(x, ((1, 1), (1, 1), (0, 0)))
+        patches = jnp.concatenate([padded[i : i + h, j : j + w, :] for i in range(3) for j in range(3)], axis=-1)
+        kernel = jnp.transpose(self.conv.weight, (2, 3, 1, 0)).reshape(9 * c, -1)  # (kh, kw, C) × channels
+        x = jax.nn.relu(patches @ kernel + self.conv.bias.reshape(-1))  # H × W × channels
+        return jax.nn.relu(self.dense(jnp.ravel(jnp.transpose(x, (2, 0, 1)))))
 
 
 class Agent(eqx.Module):

@@ -233,3 +233,30 @@ def test_uniform_policy_runs_through_collect():
             assert sorted(np.unique(a)) == list(range(task.num_actions))
             np.testing.assert_allclose(traj.log_prob, -np.log(task.num_actions), rtol=1e-6)
         assert float(stats.count) > 0
+
+
+def test_cnn_torso_is_the_convolution_it_holds():
+    """The MinAtar torso computes its 3×3 convolution as one matrix product over shifted frames;
+    on a vmapped batch of seeds and observations it gives the numbers of `eqx.nn.Conv2d` itself,
+    forward and per parameter (conv weight, conv bias, dense), to float rounding."""
+    from learned_rl._agent import CNNTorso
+
+    def reference(t, obs):  # the layer as equinox computes it
+        x = jax.nn.relu(t.conv(jnp.transpose(obs.astype(jnp.float32), (2, 0, 1))))
+        return jax.nn.relu(t.dense(jnp.ravel(x)))
+
+    torsos = jax.vmap(lambda k: CNNTorso((10, 10, 4), 16, 32, key=k))(jax.random.split(jax.random.PRNGKey(0), 2))
+    obs = jax.random.bernoulli(jax.random.PRNGKey(1), 0.2, (2, 8, 10, 10, 4)).astype(jnp.float32)
+    ours = jax.vmap(lambda t, o: jax.vmap(t)(o))(torsos, obs)
+    ref = jax.vmap(lambda t, o: jax.vmap(lambda x: reference(t, x))(o))(torsos, obs)
+    assert ours.shape == (2, 8, 32) and float(jnp.max(jnp.abs(ref))) > 0.1
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
+
+    def grads(f):
+        loss = lambda t, o: jnp.sum(jnp.sin(jax.vmap(lambda x: f(t, x))(o)))
+        return jax.vmap(eqx.filter_grad(loss))(torsos, obs)
+
+    g, g_ref = grads(lambda t, x: t(x)), grads(reference)
+    for part in (lambda t: t.conv.weight, lambda t: t.conv.bias, lambda t: t.dense.weight, lambda t: t.dense.bias):
+        assert float(jnp.max(jnp.abs(part(g_ref)))) > 1e-3
+        np.testing.assert_allclose(part(g), part(g_ref), rtol=1e-4, atol=1e-6)
