@@ -126,11 +126,25 @@ def test_rule_records_families_round_trip_and_default_config_uses_them(tmp_path,
     assert capsys.readouterr().err == ""
     tab = back.default_config(tasks.make("gridworld/dense"))
     assert (tab.optimizer, tab.learning_rate) == ("sgd", 20.0)
-    # a family it never met: A2C's optimiser, and a one-line notice, once
+    # a neural family it never met (CNN): trained as the MLPs it met (optimiser, clipping, lr,
+    # α_y), with a one-line notice, once
+    cnn = back.default_config(tasks.make("Breakout-MinAtar"))
     back.default_config(tasks.make("Breakout-MinAtar"))
-    back.default_config(tasks.make("Breakout-MinAtar"))
+    assert cnn.agent.torso == "cnn" and (cnn.optimizer, cnn.learning_rate, cnn.max_grad_norm) == ("adam", 3e-4, 1.0)
+    assert cnn.adam_eps_root > 0 and back.nearest_arm("cnn").family == "mlp" and back.nearest_arm("tabular").family == "tabular"
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("notice:") and "cnn" in err[0] and "tabular/mlp" in err[0]
+    assert len(err) == 1 and err[0].startswith("notice:") and "cnn agent as its mlp agents" in err[0] and "tabular/mlp" in err[0]
+    agent = make_agent(tasks.make("Breakout-MinAtar"), cnn.agent, prediction_dim=4, value=False, key=jax.random.PRNGKey(0))
+    assert back.alpha_y_for(agent) == RECORDS["mlp"]["alpha_y"] != back.alpha_y
+    # a rule that met lookup tables only keeps A2C's optimiser on a neural agent, and says so
+    from learned_rl.baselines import A2C
+
+    tab_only = _rule(learning_rate=20.0).with_families({"tabular": RECORDS["tabular"]})
+    cartpole = tasks.make("CartPole-v1")
+    assert tab_only.nearest_arm("mlp") is None
+    got, a2c = tab_only.default_config(cartpole), A2C().default_config(cartpole)
+    assert (got.optimizer, got.learning_rate, got.num_envs) == (a2c.optimizer, a2c.learning_rate, a2c.num_envs)
+    assert "mlp agent with A2C's optimiser" in capsys.readouterr().err
     # a rule saved before families were recorded counts as meta-trained on lookup tables
     old = _rule()
     assert old.recorded_families == ("tabular",) and "families" not in old.config()
@@ -157,7 +171,7 @@ def test_default_config_follows_the_agent_a_run_sets(tmp_path, capsys):
     assert cfg.agent.torso == "mlp" and (cfg.optimizer, cfg.learning_rate, cfg.max_grad_norm) == ("adam", 3e-4, 1.0)
     assert capsys.readouterr().err == ""
     cnn = default_config_for(rule, breakout, {"learning_rate": 1e-2})  # no agent field: the family's own (CNN, never met)
-    assert (cnn.optimizer, cnn.learning_rate) == ("adam", 5e-4)  # A2C's MinAtar optimiser
+    assert cnn.agent.torso == "cnn" and (cnn.optimizer, cnn.learning_rate) == ("adam", 3e-4)  # trained as its MLPs
     capsys.readouterr()
     a2c = default_config_for(make_rule("a2c"), breakout, {"agent.torso": "mlp", "agent.hidden": [32]})
     assert (a2c.agent.torso, a2c.agent.hidden, a2c.learning_rate) == ("mlp", (32,), 5e-4)

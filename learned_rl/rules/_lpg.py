@@ -313,9 +313,18 @@ class LPG(AbstractUpdateRule):
         """The record of one agent family, or None."""
         return next((f for f in self.families if f.family == family), None)
 
+    def nearest_arm(self, family: str) -> FamilyArm | None:
+        """The record a `family` agent is trained with: its own, else for a neural family the rule
+        never met (a CNN) the record of a neural family it did meet (an MLP), else None."""
+        rec = self.family_arm(family)
+        if rec is None and family != "tabular":
+            rec = next((f for f in self.families if f.family != "tabular"), None)
+        return rec
+
     def alpha_y_for(self, agent):
-        """α_y for this agent: its family's recorded arm where it has one, else `alpha_y`."""
-        rec = self.family_arm(agent_family(agent)) if self.families else None
+        """α_y for this agent: its family's recorded arm (or the nearest one, `nearest_arm`) where
+        it has one, else `alpha_y`."""
+        rec = self.nearest_arm(agent_family(agent)) if self.families else None
         return self.alpha_y if rec is None or rec.alpha_y is None else rec.alpha_y
 
     def with_families(self, records: dict[str, dict]) -> "LPG":
@@ -416,12 +425,14 @@ class LPG(AbstractUpdateRule):
         optimiser, clipping and preferred learning rate of the agent family the rule recorded
         (lookup tables: SGD at the rule's `learning_rate`), in the envs × steps of its
         meta-training regime where it records one. The family is that of the agent built, with
-        `agent`'s fields (``{"torso": "mlp"}``) where given. On a family the rule was never
-        meta-trained on it keeps A2C's optimiser and prints a one-line notice."""
+        `agent`'s fields (``{"torso": "mlp"}``) where given. A neural family the rule was never
+        meta-trained on (a CNN) is trained as the neural family it met (`nearest_arm`: optimiser,
+        clipping, learning rate, α_y and regime); with none met it keeps A2C's optimiser. Either
+        way it prints a one-line notice."""
         self.check_task(task)
         cfg = family_default(A2C_DEFAULTS, task, "LPG", agent)
         fam = resolve_torso(cfg.agent, task.obs_kind, task.family)
-        rec = self.family_arm(fam)
+        rec = self.nearest_arm(fam)
         regime = {"num_envs": self.num_envs, "rollout_len": self.rollout_len} if self.num_envs and self.rollout_len else {}
         if fam == "tabular" and cfg.optimizer == "sgd":
             cfg = cfg.replace(learning_rate=float(self.learning_rate), **regime)
@@ -431,9 +442,10 @@ class LPG(AbstractUpdateRule):
                 adam_eps_root=DIFFERENTIABLE_ADAM_EPS_ROOT if rec.optimizer == "adam" else 0.0, **regime,  # as in its meta-training lifetimes
             )
         if fam not in self.recorded_families:
+            how = f"as its {rec.family} agents" if rec is not None else "with A2C's optimiser"
             _notice_once(
-                f"this LPG rule was meta-trained on {'/'.join(self.recorded_families)} agents only; "
-                f"task {task.name!r} trains a {fam} agent with A2C's optimiser ({cfg.optimizer}, lr {cfg.learning_rate:g})"
+                f"this LPG rule was meta-trained on {'/'.join(self.recorded_families)} agents only; task {task.name!r} trains "
+                f"a {fam} agent {how} ({cfg.optimizer}, lr {cfg.learning_rate:g}, {cfg.num_envs} envs × {cfg.rollout_len} steps)"
             )
         return cfg
 
