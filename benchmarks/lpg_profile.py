@@ -20,6 +20,15 @@ these nested programs give the shares: acting = Σ act; inner updates, meta-crit
 remat), negative where recomputing is faster than storing; bandits, restarts and bookkeeping =
 estimate − Σ grad; meta-optimiser = meta-step − estimate. Programs compiled apart can fuse differently from the same code inside one program, so
 the shares are estimates; the compile times show what one copy of the program per task costs.
+
+A meta-step's **floor**, per task over its lifetimes, the same transitions as the meta-step's K + 1
+rollouts: `env` steps the environments as many times with uniform random actions (no agent);
+`agent fwd+bwd` is one forward and backward pass of the agents over those transitions (the gradient
+of the sum of their outputs); `meta fwd+bwd` is one forward and backward pass of the meta-network
+over them (the gradient of the sum of π̂ and ŷ in the meta-parameters; it reads the agents'
+outputs, so it holds one more agent forward pass). The meta-step is reported as a multiple of
+Σ env + Σ agent + Σ meta: what is left above 1 is the K inner updates, their second-order backward
+pass, the meta-critic and the bookkeeping.
 """
 
 from __future__ import annotations
@@ -57,8 +66,12 @@ def profile(case: str, reps: int) -> dict:
     import equinox as eqx
     import jax
 
+    import jax.numpy as jnp
+
     from learned_rl import tasks
+    from learned_rl._agent import UniformPolicy
     from learned_rl._rollout import collect
+    from learned_rl.rules._base import batched
     from learned_rl.meta import make_meta_step, meta_init
     from learned_rl.meta._presets import build, get_preset
 
@@ -102,9 +115,46 @@ def profile(case: str, reps: int) -> dict:
 
             return grad
 
+        @eqx.filter_jit
+        def rollouts(group, keys, policy=None, task=task):
+            """The K + 1 rollouts of each lifetime (`policy`: uniform random actions instead of the agent)."""
+            def one(lt, k):
+                learner = lt.learner
+
+                def body(carry, kk):
+                    carry, traj, _ = collect(learner.agent if policy is None else policy, task.env, learner.env_params, carry, T, key=kk)
+                    return carry, traj
+
+                return jax.lax.scan(body, learner.env, jax.random.split(k, K + 1))[1]
+
+            return jax.vmap(one)(group, keys)
+
+        uniform = UniformPolicy.for_task(task)
+        floor_env = eqx.filter_jit(lambda group, keys, uniform=uniform, rollouts=rollouts: rollouts(group, keys, uniform))
+        trajs = rollouts(group, keys)  # [lifetimes, K + 1, T, B, ...] under each lifetime's agent
+
+        def output_sum(agent, obs):
+            out = batched(agent, obs)
+            return sum(jnp.sum(x) for x in jax.tree.leaves(out))
+
+        @eqx.filter_jit
+        def floor_agent(group, trajs):
+            return jax.vmap(lambda lt, tr: eqx.filter_grad(output_sum)(lt.learner.agent, tr.obs.reshape((-1, *tr.obs.shape[3:]))))(group, trajs)
+
+        @eqx.filter_jit
+        def floor_meta(params, group, trajs):
+            def targets_sum(mp, agent, tr):
+                r = eqx.combine(mp, static)
+                pi_hat, y_hat = jax.vmap(lambda t: r.targets(agent, t))(tr)
+                return jnp.sum(pi_hat) + (0.0 if y_hat is None else jnp.sum(y_hat))
+
+            return jax.vmap(lambda lt, tr: jax.grad(targets_sum)(params, lt.learner.agent, tr))(group, trajs)
+
         row = {"task": task.name, "family": problem.family(task), "lifetimes": n}
         for name, fn, args in [("act", act, (group, keys)), ("forward", forward, (params, group, keys)),
-                               ("grad", make_grad(True), (params, group, keys)), ("grad_no_remat", make_grad(False), (params, group, keys))]:
+                               ("grad", make_grad(True), (params, group, keys)), ("grad_no_remat", make_grad(False), (params, group, keys)),
+                               ("floor_env", floor_env, (group, keys)), ("floor_agent", floor_agent, (group, trajs)),
+                               ("floor_meta", floor_meta, (params, group, trajs))]:
             row[f"{name}_compile_s"], row[f"{name}_s"] = _timed(fn, *args, reps=reps)
         rows.append(row)
 
@@ -121,7 +171,7 @@ def profile(case: str, reps: int) -> dict:
 
 def report(r: dict) -> str:
     g = r["groups"]
-    s = {k: sum(x[f"{k}_s"] for x in g) for k in ("act", "forward", "grad", "grad_no_remat")}
+    s = {k: sum(x[f"{k}_s"] for x in g) for k in ("act", "forward", "grad", "grad_no_remat", "floor_env", "floor_agent", "floor_meta")}
     c = {k: sum(x[f"{k}_compile_s"] for x in g) for k in ("act", "forward", "grad", "grad_no_remat")}
     step = r["meta_step_s"]
     shares = [
@@ -145,6 +195,13 @@ def report(r: dict) -> str:
         lines.append(f"| {name} | {1e3 * t:.1f} | {100 * t / step:.0f}% |")
     lines.append(f"| (inside the backward pass: with rematerialisation minus without) | {1e3 * (s['grad'] - s['grad_no_remat']):+.1f} | "
                  f"{100 * (s['grad'] - s['grad_no_remat']) / step:+.0f}% |")
+    floor = s["floor_env"] + s["floor_agent"] + s["floor_meta"]
+    lines += ["", "| the floor: the same transitions | ms |", "|---|---|",
+              f"| environment steps, uniform random actions | {1e3 * s['floor_env']:.1f} |",
+              f"| one forward and backward pass of the agents | {1e3 * s['floor_agent']:.1f} |",
+              f"| one forward and backward pass of the meta-network | {1e3 * s['floor_meta']:.1f} |",
+              f"| **floor** | **{1e3 * floor:.1f}** |", "",
+              f"Whole meta-step = **{step / floor:.1f}× the floor** (estimate alone {r['estimate_s'] / floor:.1f}×)."]
     return "\n".join(lines)
 
 

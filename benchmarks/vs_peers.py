@@ -11,7 +11,8 @@ environment. Cases:
 - ``cartpole``: CartPole-v1, 4 envs x 128 steps, 4 epochs x 4 minibatches, MLP 64-64 tanh, Adam
   2.5e-4 (no annealing: rejax has none), clip 0.2, GAE 0.95, entropy 0.01, value 0.5, grad norm
   0.5, 500k steps, one seed;
-- ``cartpole8``: the same, 8 seeds vmapped in one program;
+- ``cartpole<N>`` (``cartpole8``, ``cartpole32``, ``cartpole128``, ...): the same, N seeds vmapped in
+  one program (``--cartpole-steps`` steps each: many seeds at 500k steps take minutes per call);
 - ``hopper``: Brax hopper at PureJaxRL's size (2048 envs x 10 steps, 4 epochs x 32 minibatches,
   MLP 256-256 tanh, lr 3e-4, observation and reward normalisation), ``--hopper-steps`` steps
   (rejax reaches Brax through its brax2gymnax compat layer).
@@ -22,6 +23,7 @@ evaluation episodes); its trained policy is evaluated afterwards, untimed, with 
 updates. Both are printed so that "same return" can be checked.
 
     python benchmarks/vs_peers.py --cases cartpole,cartpole8 --repeats 3
+    python benchmarks/vs_peers.py --cases cartpole32,cartpole128 --cartpole-steps 100000 --repeats 2
     python benchmarks/vs_peers.py --cases hopper --hopper-steps 1000000 --repeats 2
 """
 
@@ -35,14 +37,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-CASES = ("cartpole", "cartpole8", "hopper")
+CASES = ("cartpole", "cartpole<N>", "hopper")
 BRAX_BACKEND = "spring"  # our default backend for brax/hopper (tasks/brax_tasks.py); rejax gets the same
 
 
-def _spec(case: str, hopper_steps: int) -> dict:
-    if case in ("cartpole", "cartpole8"):
-        return dict(env="CartPole-v1", ours="CartPole-v1", seeds=8 if case == "cartpole8" else 1, num_envs=4, num_steps=128,
-                    num_epochs=4, num_minibatches=4, total=500_000, lr=2.5e-4, hidden=(64, 64), normalize=False)
+def _spec(case: str, hopper_steps: int, cartpole_steps: int = 500_000) -> dict:
+    seeds = case[len("cartpole"):]
+    if case.startswith("cartpole") and (seeds == "" or (seeds.isdigit() and int(seeds) > 0)):
+        return dict(env="CartPole-v1", ours="CartPole-v1", seeds=int(seeds or 1), num_envs=4, num_steps=128,
+                    num_epochs=4, num_minibatches=4, total=cartpole_steps, lr=2.5e-4, hidden=(64, 64), normalize=False)
     if case == "hopper":
         return dict(env="brax/hopper", ours="brax/hopper", seeds=1, num_envs=2048, num_steps=10, num_epochs=4,
                     num_minibatches=32, total=hopper_steps, lr=3e-4, hidden=(256, 256), normalize=True)
@@ -127,8 +130,8 @@ def _time(run, keys):
     return time.perf_counter() - t, out
 
 
-def bench(case: str, repeats: int, hopper_steps: int) -> dict:
-    spec = _spec(case, hopper_steps)
+def bench(case: str, repeats: int, hopper_steps: int, cartpole_steps: int = 500_000) -> dict:
+    spec = _spec(case, hopper_steps, cartpole_steps)
     keys = jax.random.split(jax.random.PRNGKey(0), spec["seeds"])
     runs = {"ours": ours(spec), "rejax": rejax_ppo(spec)}
     first, later, score = {}, {n: [] for n in runs}, {}
@@ -153,6 +156,7 @@ def main(argv=None):
     p.add_argument("--cases", default="cartpole,cartpole8", help=f"comma-separated: {', '.join(CASES)}")
     p.add_argument("--repeats", type=int, default=3, help="A B pairs of later calls per case")
     p.add_argument("--hopper-steps", type=int, default=1_000_000)
+    p.add_argument("--cartpole-steps", type=int, default=500_000, help="env steps per seed of the CartPole cases")
     args = p.parse_args(argv)
     try:
         import rejax  # noqa: F401
@@ -160,7 +164,7 @@ def main(argv=None):
         raise SystemExit("vs_peers needs rejax: pip install -e '.[bench]'") from None
     print(f"devices: {jax.devices()}; jax {jax.__version__}")
     for case in args.cases.split(","):
-        bench(case.strip(), args.repeats, args.hopper_steps)
+        bench(case.strip(), args.repeats, args.hopper_steps, args.cartpole_steps)
 
 
 if __name__ == "__main__":
