@@ -65,7 +65,6 @@ def _timed(fn, *args, reps: int):
 def profile(case: str, reps: int) -> dict:
     import equinox as eqx
     import jax
-
     import jax.numpy as jnp
 
     from learned_rl import tasks
@@ -90,18 +89,21 @@ def profile(case: str, reps: int) -> dict:
         n = jax.tree.leaves(group)[0].shape[0]
         keys = jax.random.split(jax.random.fold_in(key, i), n)
 
-        @eqx.filter_jit
-        def act(group, keys, task=task):
+        def rollouts(group, keys, policy=None, pick=lambda traj, stats: traj, task=task):
+            """The K + 1 rollouts of each lifetime, `pick`(trajectory, episode stats) kept from each;
+            `policy` acts instead of the agent (the floor's uniform random actions)."""
             def one(lt, k):
                 learner = lt.learner
 
                 def body(carry, kk):
-                    carry, _, stats = collect(learner.agent, task.env, learner.env_params, carry, T, key=kk)
-                    return carry, stats.return_sum
+                    carry, traj, stats = collect(learner.agent if policy is None else policy, task.env, learner.env_params, carry, T, key=kk)
+                    return carry, pick(traj, stats)
 
                 return jax.lax.scan(body, learner.env, jax.random.split(k, K + 1))[1]
 
             return jax.vmap(one)(group, keys)
+
+        act = eqx.filter_jit(lambda group, keys, rollouts=rollouts: rollouts(group, keys, pick=lambda traj, stats: stats.return_sum))
 
         @eqx.filter_jit
         def forward(params, group, keys, i=i):
@@ -115,23 +117,9 @@ def profile(case: str, reps: int) -> dict:
 
             return grad
 
-        @eqx.filter_jit
-        def rollouts(group, keys, policy=None, task=task):
-            """The K + 1 rollouts of each lifetime (`policy`: uniform random actions instead of the agent)."""
-            def one(lt, k):
-                learner = lt.learner
-
-                def body(carry, kk):
-                    carry, traj, _ = collect(learner.agent if policy is None else policy, task.env, learner.env_params, carry, T, key=kk)
-                    return carry, traj
-
-                return jax.lax.scan(body, learner.env, jax.random.split(k, K + 1))[1]
-
-            return jax.vmap(one)(group, keys)
-
         uniform = UniformPolicy.for_task(task)
         floor_env = eqx.filter_jit(lambda group, keys, uniform=uniform, rollouts=rollouts: rollouts(group, keys, uniform))
-        trajs = rollouts(group, keys)  # [lifetimes, K + 1, T, B, ...] under each lifetime's agent
+        trajs = eqx.filter_jit(rollouts)(group, keys)  # [lifetimes, K + 1, T, B, ...] under each lifetime's agent
 
         def output_sum(agent, obs):
             out = batched(agent, obs)
