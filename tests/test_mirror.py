@@ -103,3 +103,27 @@ def test_update_reports_how_much_its_drift_acts(drift):
     _, traj, _ = collect(state.agent, task.env, state.env_params, state.env, 16, key=key)
     _, m0 = rule.loss(state.agent, traj, key=key)
     assert all(float(m0[k]) == 0.0 for k in figures), m0
+
+
+def test_es_benchmark_peer_drift_is_lpo_drift():
+    """`benchmarks/es_vs_peers.py` times rejax with its own copy of LPO's drift: it must be the
+    same function of (r, A) as `LPODrift`, or the benchmark compares unlike work."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    bench = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location("es_vs_peers", bench / "es_vs_peers.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    drift = LPODrift(128, True, key=jax.random.PRNGKey(3), zero_output=False)
+    w = {"hidden": drift.hidden.weight.T, "out": drift.out.weight.T}
+    log_ratio = 0.3 * jax.random.normal(jax.random.PRNGKey(4), (256,))
+    adv = jax.random.normal(jax.random.PRNGKey(5), (256,))
+    ours, peer = drift(log_ratio, adv), mod._drift(w, log_ratio, adv, drift.epsilon)
+    assert float(jnp.max(ours)) > 0.1  # the network's part acts, not only the clip
+    np.testing.assert_allclose(peer, ours, rtol=1e-5, atol=1e-6)
