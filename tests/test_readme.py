@@ -172,6 +172,8 @@ def _tiny(argv: list[str], tmp: Path) -> list[str]:
             if _flag(args, "--estimator") == "es":
                 args = _set_flag(args, "--population", "2")
             keep = ("hidden_size", "prediction_dim") if "--init-rule" in args else ()  # a warm start keeps the rule's architecture
+            # a shortest lifetime shrinks with the tiny lifetimes (it must lie in [K, lifetime_updates])
+            args = [f"min_lifetime_updates={TINY_LPG['lifetime_updates'] // 2}" if a.startswith("min_lifetime_updates=") else a for a in args]
             args += [a for k, v in TINY_LPG.items() if k not in keep for a in ("--set", f"{k}={json.dumps(v)}")]
         else:
             counts = [f for f in ("--generations", "--meta-steps", "--steps") if f in args]
