@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from learned_rl.rules import ClipDrift, LPODrift
 from vs_peers import _FiveTuple, _spec
 
 
@@ -62,18 +63,11 @@ def ours(population: int, inner_steps: int, spec: dict):
     return run, est.env_steps_per_estimate()
 
 
-def _features(log_ratio, advantage):
-    one_minus_r = 1.0 - jnp.exp(log_ratio)
-    base = jnp.stack([log_ratio, log_ratio**2, one_minus_r, one_minus_r**2], axis=-1)
-    return jnp.concatenate([base, base * advantage[..., None]], axis=-1)
-
-
 def _drift(w, log_ratio, advantage, eps):
-    """LPO's drift with PPO's clip drift under it, for one member's weights `w`."""
-    nn = (jnp.tanh(_features(log_ratio, advantage) @ w["hidden"]) @ w["out"])[..., 0]
-    r = jnp.exp(log_ratio)
-    clip = jax.nn.relu((r - jnp.clip(r, 1 - eps, 1 + eps)) * advantage)
-    return jax.nn.relu(clip + nn - 1e-4)
+    """LPO's drift with PPO's clip drift under it, for one member's weights `w`: its features and
+    the clip drift are the library's, the network is two matrix products on the feature array."""
+    nn = (jnp.tanh(LPODrift.features(log_ratio, advantage) @ w["hidden"]) @ w["out"])[..., 0]
+    return jax.nn.relu(ClipDrift(eps)(log_ratio, advantage) + nn - 1e-4)
 
 
 def _strong(tree):
