@@ -2,7 +2,9 @@
 PPO's clip drift and with DPO's drift, on the meta-training task and on other tasks, with seeds
 that meta-training never used, and print a markdown table of final returns (mean ± standard
 error over seeds) plus the paired difference LPO − PPO (same seeds, so the same levels and
-initialisations for every rule).
+initialisations for every rule), and a second table of how much each rule's drift acted: the
+fraction of samples with an active drift after each update, averaged over seeds and over the
+first / middle / last third of the run (`learned_rl.rules.drift_activity`).
 
 Run: `.venv/bin/python benchmarks/lpo_meta.py [--rule lpo_gridworld_dense [--rule PATH ...]] [--seeds 5]
       [--seed 1000] [--runs gridworld/dense:100000,CartPole-v1:100000,...]`
@@ -29,7 +31,7 @@ import numpy as np
 from learned_rl import tasks
 from learned_rl.baselines import PPO
 from learned_rl import train
-from learned_rl._experiment import seed_keys
+from learned_rl._experiment import DRIFT_FIGURES, drift_activity_summary, seed_keys
 from learned_rl._learner import final_return
 from learned_rl._registry import make_rule
 from learned_rl.rules import DPODrift
@@ -37,16 +39,14 @@ from learned_rl.rules import DPODrift
 DEFAULT_RUNS = "gridworld/dense:100000,gridworld/dense:1000000,CartPole-v1:100000,Acrobot-v1:100000"
 
 
-def finals(rule, task, config, keys, vmapped: bool) -> np.ndarray:
+def finals(rule, task, config, keys) -> tuple[np.ndarray, dict[str, list[float]]]:
+    """Final return per seed, and `drift_activity_summary` of the run (seeds vmapped)."""
     def one(r, k):
         m = train(r, task, config, key=k)[1]
-        return {"return_sum": m["return_sum"], "episodes": m["episodes"]}
+        return {n: m[n] for n in ("return_sum", "episodes", *DRIFT_FIGURES) if n in m}
 
-    if vmapped:
-        m = jax.device_get(eqx.filter_jit(jax.vmap(one, in_axes=(None, 0)))(rule, keys))
-        return final_return(m, config.final_fraction)
-    f = eqx.filter_jit(one)
-    return np.array([final_return(jax.device_get(f(rule, k)), config.final_fraction) for k in keys])
+    m = jax.device_get(eqx.filter_jit(jax.vmap(one, in_axes=(None, 0)))(rule, keys))
+    return final_return(m, config.final_fraction), drift_activity_summary(m)
 
 
 def mean_se(x):
@@ -74,17 +74,24 @@ def main():
     print(f"| task | env steps | {' | '.join(rules)} | {' | '.join(f'{l} − PPO (paired)' for l in learned)} | wall time |")
     print("|---|---|" + "---|" * (len(rules) + len(learned)) + "---|")
     keys = seed_keys(args.seed, args.seeds)
+    activity = []
     for spec in args.runs.split(","):
         name, steps = spec.rsplit(":", 1)
         task = tasks.make(name)
         t0 = time.time()
-        res = {}
+        res, act = {}, {}
         for label, rule in rules.items():
             config = rule.default_config(task).replace(total_steps=int(steps))
-            res[label] = finals(rule, task, config, keys, vmapped=True)
+            res[label], act[label] = finals(rule, task, config, keys)
+        activity.append((name, act))
         cells = [f"{m:.2f} ± {s:.2f}" for m, s in (mean_se(res[l]) for l in rules)]
         diffs = [f"{d:+.2f} ± {ds:.2f}" for d, ds in (mean_se(res[l] - res["PPO (clip)"]) for l in learned)]
         print(f"| {name} | {config.num_updates * config.steps_per_update:,} | {' | '.join(cells)} | {' | '.join(diffs)} | {time.time() - t0:.0f} s |", flush=True)
+    print("\nDrift active after each update (fraction of samples with f(r, A) > 1e-6), first / middle / last third of the run:\n")
+    print(f"| task | {' | '.join(rules)} |")
+    print("|---|" + "---|" * len(rules))
+    for name, act in activity:
+        print(f"| {name} | {' | '.join(' / '.join(f'{x:.3f}' for x in act[l]['drift_active']) for l in rules)} |")
 
 
 if __name__ == "__main__":
