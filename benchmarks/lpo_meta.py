@@ -35,6 +35,7 @@ from learned_rl._experiment import DRIFT_FIGURES, drift_activity_summary, seed_k
 from learned_rl._learner import final_return
 from learned_rl._registry import make_rule
 from learned_rl.rules import DPODrift
+from learned_rl.rules._mirror import ACTIVE_DRIFT
 
 DEFAULT_RUNS = "gridworld/dense:100000,gridworld/dense:1000000,CartPole-v1:100000,Acrobot-v1:100000"
 
@@ -87,7 +88,7 @@ def main():
         cells = [f"{m:.2f} ± {s:.2f}" for m, s in (mean_se(res[l]) for l in rules)]
         diffs = [f"{d:+.2f} ± {ds:.2f}" for d, ds in (mean_se(res[l] - res["PPO (clip)"]) for l in learned)]
         print(f"| {name} | {config.num_updates * config.steps_per_update:,} | {' | '.join(cells)} | {' | '.join(diffs)} | {time.time() - t0:.0f} s |", flush=True)
-    print("\nDrift active after each update (fraction of samples with f(r, A) > 1e-6), first / middle / last third of the run:\n")
+    print(f"\nDrift active after each update (fraction of samples with f(r, A) > {ACTIVE_DRIFT:g}), first / middle / last third of the run:\n")
     print(f"| task | {' | '.join(rules)} |")
     print("|---|" + "---|" * len(rules))
     for name, act in activity:
