@@ -1,10 +1,11 @@
-"""One-dimensional control toys with a reward on every step, as gymnax 1.x environments.
+"""One-dimensional control toys, as gymnax 1.x environments.
 
 The grid worlds and delayed chains reward only some transitions. Classic control rewards every
 step: CartPole pays ``+1`` per step until the pole falls (only termination carries information),
 Acrobot and MountainCar pay ``-1`` per step until the goal is reached. A learned rule that has
-never met such rewards may read a constant ``+1`` as "every action was good". These two toys give
-meta-training that reward structure at the cost of a grid world.
+never met such rewards may read a constant ``+1`` as "every action was good". The first three toys
+give meta-training that reward structure at the cost of a grid world; the fourth, ``line/cross``,
+gives it Freeway's: a rare positive reward, paid again and again within one long episode.
 
 Dynamics (both variants)
     A point on the integer line: position ``x`` (starts at 0) and velocity ``v`` (starts at 0).
@@ -34,12 +35,22 @@ Dynamics (both variants)
     goal is reachable only by pumping well. A random policy reaches it in about one episode in
     ten (return about ``-190``), pushing along the velocity in about 20–80 steps.
 
+``line/cross`` (the Freeway-like toy: a sparse reward paid again and again)
+    The point starts at 0 with a wall behind it (``x`` clipped at 0, ``v`` set to 0 there), and
+    ``max_speed`` is 1. Reaching ``x >= bound`` (bound 16–24) pays ``+1`` and puts the point back
+    at 0 at rest; the episode goes on. Every other step pays 0, and with probability ``hit_prob``
+    (0.03) a step on the way throws the point back to 0 at rest, as a car sends Freeway's chicken
+    back to the start. Nothing terminates; episodes are truncated after ``max_steps`` (400). A
+    random policy crosses about once in an episode or less; pushing towards the goal on every step
+    crosses about every 15–25 steps. As in Freeway, the reward is positive, rare under a random
+    policy, and separated by long stretches of zeros that only a value that bootstraps can bridge.
+
 No variant reports an optimal return: the kicks make the exact optimum a dynamic program
 that nothing here needs, so results on these tasks are raw returns.
 
 Levels (one per lifetime)
     :class:`LineParams`: ``bound`` uniform in ``[min_bound, max_bound]`` (balance 4–8, escape
-    10–20, swing 30–36), ``flip`` and ``goal_side`` uniform. ``default_params`` are the sample for ``jax.random.PRNGKey(0)``.
+    10–20, swing 30–36, cross 16–24), ``flip`` and ``goal_side`` uniform. ``default_params`` are the sample for ``jax.random.PRNGKey(0)``.
 
 Observation
     ``float32 [3]``: ``x / max_bound``, ``v / max_speed``, and ``time / max_steps``.
@@ -82,14 +93,16 @@ class LineConfig:
     max_bound: int = 8
     max_speed: int = 3
     gravity: int = 0  # pull towards the centre per step (swing)
+    hit_prob: float = 0.0  # chance per step of being thrown back to the start (cross)
 
 
 LINE_CONFIGS: dict[str, LineConfig] = {
     "balance": LineConfig(mode="balance", max_steps=200, kick_prob=0.3),
     "escape": LineConfig(mode="escape", max_steps=100, kick_prob=0.3, min_bound=10, max_bound=20),
     "swing": LineConfig(mode="swing", max_steps=200, kick_prob=0.05, min_bound=30, max_bound=36, max_speed=8, gravity=2),
+    "cross": LineConfig(mode="cross", max_steps=400, kick_prob=0.0, min_bound=16, max_bound=24, max_speed=1, hit_prob=0.03),
 }
-_MODES = ("balance", "escape", "swing")
+_MODES = ("balance", "escape", "swing", "cross")
 
 
 class LineWorld(environment.Environment[LineState, LineParams]):
@@ -111,6 +124,8 @@ class LineWorld(environment.Environment[LineState, LineParams]):
             raise ValueError(f"need 1 <= min_bound <= max_bound, got {config.min_bound}, {config.max_bound}")
         if not 0.0 <= config.kick_prob <= 1.0:
             raise ValueError(f"kick_prob must lie in [0, 1], got {config.kick_prob}")
+        if not 0.0 <= config.hit_prob <= 1.0:
+            raise ValueError(f"hit_prob must lie in [0, 1], got {config.hit_prob}")
         if config.max_speed < 1 or config.max_steps < 1:
             raise ValueError("max_speed and max_steps must be >= 1")
         self.config = config
@@ -198,6 +213,18 @@ class LineWorld(environment.Environment[LineState, LineParams]):
             velocity = jnp.where(at_wall, 0, velocity)
             terminated = position * params.goal_side >= params.bound
             reward = jnp.asarray(-1.0, jnp.float32)
+        elif c.mode == "cross":
+            # a wall behind the start; crossing pays +1 and starts over, as does a hit on the way
+            at_wall = position < 0
+            position = jnp.where(at_wall, 0, position)
+            velocity = jnp.where(at_wall, 0, velocity)
+            crossed = position >= params.bound
+            hit = (jax.random.uniform(jax.random.fold_in(key, 1)) < c.hit_prob) & (position > 0)
+            restart = crossed | hit
+            position = jnp.where(restart, 0, position)
+            velocity = jnp.where(restart, 0, velocity)
+            terminated = jnp.asarray(False)
+            reward = crossed.astype(jnp.float32)
         elif c.mode == "swing":
             terminated = jnp.abs(position) >= params.bound
             reward = jnp.asarray(-1.0, jnp.float32)

@@ -1,4 +1,4 @@
-"""The line toys (`line/balance`, `line/escape`, `line/swing`): documented dynamics, levels, and the gap
+"""The line toys (`line/balance`, `line/escape`, `line/swing`, `line/cross`): documented dynamics, levels, and the gap
 between a random and a sensible policy that makes them worth meta-training on."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def test_registry_names_family_and_defaults():
     from learned_rl._agent import resolve_torso
     from learned_rl.baselines import A2C
 
-    assert NAMES == ["line/balance", "line/escape", "line/swing"]
+    assert NAMES == ["line/balance", "line/escape", "line/swing", "line/cross"]
     for name in NAMES:
         task = tasks.make(name)
         assert task.family == "line" and task.obs_kind == "vector" and task.obs_shape == (3,)
@@ -31,6 +31,8 @@ def test_registry_names_family_and_defaults():
     assert tasks.make("line/escape", kick_prob=0.0).env.config.kick_prob == 0.0
     with pytest.raises(ValueError, match="kick_prob"):
         tasks.make("line/balance", kick_prob=2.0)
+    with pytest.raises(ValueError, match="hit_prob"):
+        tasks.make("line/cross", hit_prob=-0.1)
     with pytest.raises(ValueError, match="gravity"):
         tasks.make("line/swing", gravity=-1)
     with pytest.raises(ValueError, match="mode"):
@@ -60,6 +62,8 @@ def _rollout(name: str, policy: str):
                     want = -jnp.sign(2 * state.velocity + state.position)
                 elif name.endswith("escape"):  # towards the goal
                     want = level.goal_side
+                elif name.endswith("cross"):  # towards the goal, always
+                    want = jnp.asarray(1)
                 else:  # swing: along the velocity (at rest, towards the centre)
                     want = jnp.where(state.velocity != 0, jnp.sign(state.velocity), -jnp.sign(state.position))
                 want = jnp.where(want == 0, 1, want)
@@ -89,18 +93,22 @@ def _episode_returns(traj) -> np.ndarray:
     return np.asarray(out)
 
 
-@pytest.mark.parametrize("name", ["line/balance", "line/escape", "line/swing"])
+@pytest.mark.parametrize("name", ["line/balance", "line/escape", "line/swing", "line/cross"])
 def test_transitions_follow_the_documented_dynamics(name):
     task, levels, traj = _rollout(name, "random")
     cfg = LINE_CONFIGS[name.split("/")[1]]
     assert set(np.unique(levels.flip)) == {0, 1} and set(np.unique(levels.goal_side)) == {-1, 1}
     assert levels.bound.min() >= cfg.min_bound and levels.bound.max() <= cfg.max_bound
+    # the step's own draws, from the key that `env.step` splits for `step_env`
+    step_keys = jax.vmap(jax.vmap(lambda k: jax.random.split(k)[0]))(jnp.asarray(traj["key"]))
+    kick_u = np.asarray(jax.vmap(jax.vmap(lambda k: jax.random.uniform(k, (2,))))(step_keys))
+    hit_u = np.asarray(jax.vmap(jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, 1))))(step_keys))
     for lv in range(LEVELS):
         bound, flip, side = int(levels.bound[lv]), int(levels.flip[lv]), int(levels.goal_side[lv])
         for t in range(STEPS - 1):
             x, v, a = int(traj["pos"][lv, t]), int(traj["vel"][lv, t]), int(traj["action"][lv, t])
             push = 1 if (a == 0) == (flip == 1) else -1
-            u = np.asarray(jax.random.uniform(jax.random.split(jnp.asarray(traj["key"][lv, t]))[0], (2,)))
+            u = kick_u[lv, t]
             kick = (1 if u[1] < 0.5 else -1) if u[0] < cfg.kick_prob else 0
             v2 = int(np.clip(v + push + kick - cfg.gravity * np.sign(x), -cfg.max_speed, cfg.max_speed))
             x2 = x + v2
@@ -112,6 +120,15 @@ def test_transitions_follow_the_documented_dynamics(name):
             elif cfg.mode == "swing":
                 term = abs(x2) >= bound
                 assert traj["reward"][lv, t] == -1.0
+            elif cfg.mode == "cross":
+                if x2 < 0:
+                    x2, v2 = 0, 0
+                crossed = x2 >= bound
+                hit = hit_u[lv, t] < cfg.hit_prob and x2 > 0
+                if crossed or hit:
+                    x2, v2 = 0, 0
+                term = False
+                assert traj["reward"][lv, t] == float(crossed)
             else:
                 term = abs(x2) > bound
                 assert traj["reward"][lv, t] == 1.0
@@ -124,12 +141,16 @@ def test_transitions_follow_the_documented_dynamics(name):
             assert (int(traj["pos"][lv, t + 1]), int(traj["vel"][lv, t + 1])) == nxt, (lv, t)
 
 
-@pytest.mark.parametrize("name, random_below, sensible_above", [("line/balance", 20.0, 150.0), ("line/escape", -25.0, -12.0), ("line/swing", -170.0, -100.0)])
+@pytest.mark.parametrize("name, random_below, sensible_above", [("line/balance", 20.0, 150.0), ("line/escape", -25.0, -12.0), ("line/swing", -170.0, -100.0), ("line/cross", 1.5, 10.0)])
 def test_a_sensible_policy_beats_the_random_one_by_far(name, random_below, sensible_above):
     _, _, random = _rollout(name, "random")
     _, _, sensible = _rollout(name, "sensible")
-    assert _episode_returns(random).mean() < random_below
-    assert _episode_returns(sensible).mean() > sensible_above
+    if name == "line/cross":  # no episode ends within STEPS: the reward rate times an episode's length
+        per_episode = lambda traj: np.asarray([traj["reward"].mean() * LINE_CONFIGS["cross"].max_steps])
+    else:
+        per_episode = _episode_returns
+    assert per_episode(random).mean() < random_below
+    assert per_episode(sensible).mean() > sensible_above
     task = tasks.make(name)
     levels = jax.vmap(task.sample_params)(jax.random.split(jax.random.PRNGKey(1), 8))
     assert np.mean(random_policy_returns(task, levels, num_envs=8, num_steps=1000, key=jax.random.PRNGKey(0))) < random_below
