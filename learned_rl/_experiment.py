@@ -364,9 +364,9 @@ def compare(task_name: str, rule_names: list[str], *, steps, seeds: int, seed: i
             continue
         if rec is not None:  # a rule the recipe cannot configure is an error, not a skipped rule
             rule, config = apply_recipe(rec, rule, task, name)
-        if steps is not None:
-            config = config.replace(total_steps=steps)
         rule, config, applied = apply_overrides(rule, config, sets, prefix="--set ")  # a bad value is an error, not a skipped rule
+        if steps is not None:  # after the overrides: a budget is checked against the rollout they set
+            config = config.replace(total_steps=steps)
         used.update(applied)
         if tuned and name in tuned:  # one grid point (`run_sweep`'s fields), for this rule only
             check_grid(rule, {k: [v] for k, v in tuned[name].items()})

@@ -196,6 +196,9 @@ def test_set_replaces_rule_and_config_hyperparameters(tmp_path, capsys):
     assert cfg["rule_fields"]["ppo"]["num_minibatches"] == 16 and cfg["rules"]["ppo"]["learning_rate"] == 0.003
     kl = lambda d: np.mean([float(r["approx_kl_after"]) for r in csv.DictReader(open(tmp_path / d / "metrics.csv"))])
     assert kl("b") > 3 * kl("a")  # 16 minibatch steps per epoch at 12× the learning rate move the policy further
+    # --steps is checked against the rollout that --set gives (256 = 2 envs × 128), not the default one (4 × 128)
+    small = ["train", "--rule", "ppo", "--task", "CartPole-v1", "--steps", "256", "--seeds", "2", "--no-progress", "--set", "num_envs=2"]
+    assert main([*small, "--out", str(tmp_path / "c")]) == 0
     capsys.readouterr()
     for sets, needle in [(["bogus=1"], "no rule in ppo and no TrainConfig has the fields ['bogus']"),
                          (["num_minibatches=2.5"], "--set num_minibatches: expected a value like 4"),

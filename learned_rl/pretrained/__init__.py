@@ -11,7 +11,9 @@ the LPG rule fine-tuned from ``lpg_tabular`` with MLP agents trained by Adam (on
 the LPG-V ablation (a TD(λ) value instead of y) meta-trained exactly as ``lpg_tabular``, and
 ``lpg_line`` the LPG rule fine-tuned from ``lpg_mlp`` with MLP agents on its tasks and the line toys
 (a reward on every step; it learns CartPole-v1), and ``lpg_swing`` ``lpg_line`` fine-tuned further with
-``line/swing`` and a larger policy-entropy weight in the meta-objective (it learns Acrobot-v1). See docs/rules.md and docs/lpg_all.md for the commands
+``line/swing`` and a larger policy-entropy weight in the meta-objective (it learns Acrobot-v1), and ``lpo_pendulum`` / ``ta_lpo_pendulum`` the LPO / TA-LPO drifts
+meta-trained on Pendulum-v1 where PPO's clip binds (32 minibatches × 10 epochs, lr 1e-3, 16 envs;
+use them there, on continuous actions). See docs/rules.md and docs/lpg_all.md for the commands
 that produced them, their cost and their results.
 """
 
