@@ -117,6 +117,7 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--init-rule", default=None, metavar="PATH_OR_PRETRAINED", help="start from a saved rule's meta-parameters (warm start), e.g. lpg_tabular")
     m.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (compilation included) with a checkpoint and rule.eqx; --resume continues")
     m.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints (default 180)")
+    m.add_argument("--snapshot-every", type=int, default=None, metavar="N", help="also write the rule every N meta-steps (ES: generations) to OUT/snapshots/rule_STEP.eqx, to choose the step to keep on held-out tasks")
     m.add_argument("--devices", default=None, help="split the population (LPG lifetimes, ES members) over N devices or 'all' (default: one device)")
     m.add_argument("--distributed", action="store_true", help="several hosts: call jax.distributed.initialize() first (run the same command on every host; use with --devices all)")
     m.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="with --distributed: process 0's address (omit on Slurm, Open MPI or TPU pods: detected automatically)")
@@ -393,6 +394,8 @@ def _parse_sets(items: list[str]) -> dict:
 def _cmd_meta_train(args) -> int:
     if not args.checkpoint_every > 0:
         raise ValueError("--checkpoint-every must be positive")
+    if args.snapshot_every is not None and args.snapshot_every <= 0:
+        raise ValueError(f"--snapshot-every must be a positive number of meta-steps, got {args.snapshot_every}")
     if args.tasks is not None and args.task is not None and args.tasks != args.task:
         raise ValueError("give either --task or --tasks, not both")
     spec = args.tasks if args.tasks is not None else args.task
@@ -456,7 +459,7 @@ def _cmd_meta_train(args) -> int:
             resume=args.resume, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
             log_every=1 if es else 10, preset_overrides=overrides, devices=args.devices,
             init_rule=args.init_rule, max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
-            on_row=None if tracker is None else tracker.log_row,
+            on_row=None if tracker is None else tracker.log_row, snapshot_every=args.snapshot_every,
         )
     finally:
         if tracker is not None:

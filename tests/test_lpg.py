@@ -243,15 +243,23 @@ def test_short_meta_training_improves_fresh_agents_over_untrained_rule(tmp_path)
     assert finals["learned"].mean() > finals["untrained"].mean() + 2.0, finals
 
 
-def test_warm_start_from_a_saved_rule(tmp_path):
+def test_warm_start_from_a_saved_rule_and_snapshots(tmp_path):
     from learned_rl.meta._run import warm_start
 
     over = dict(TINY)
-    run_meta_train("lpg", "chain/short", steps=3, out=tmp_path / "a", progress=False, log_every=1, preset_overrides=over)
+    run_meta_train("lpg", "chain/short", steps=3, out=tmp_path / "a", progress=False, log_every=1, preset_overrides=over, snapshot_every=2)
     saved = load_rule(tmp_path / "a" / "rule.eqx")
-    # the rule records the preset overrides it was trained with (with the preset name)
+    # snapshot_every=2: the rule as it stood at step 2, with the metadata rule.eqx would have had then
     from learned_rl._checkpoint import read_header
 
+    snap = tmp_path / "a" / "snapshots" / "rule_000002.eqx"
+    assert sorted(p.name for p in snap.parent.iterdir()) == ["rule_000002.eqx"]
+    assert read_header(snap)[0]["config"]["metadata"]["meta_steps"] == 2
+    assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(eqx.filter(load_rule(snap), eqx.is_inexact_array)), jax.tree.leaves(eqx.filter(saved, eqx.is_inexact_array))))
+    with pytest.raises(ValueError, match="snapshot_every"):
+        run_meta_train("lpg", "chain/short", steps=4, out=tmp_path / "bad", progress=False, preset_overrides=over, snapshot_every=0)
+    assert not (tmp_path / "bad").exists()
+    # the rule records the preset overrides it was trained with (with the preset name)
     meta = read_header(tmp_path / "a" / "rule.eqx")[0]["config"]["metadata"]
     assert meta["preset"] == "cpu" and meta["preset_overrides"]["lifetime_updates"] == TINY["lifetime_updates"]
     assert meta["preset_overrides"]["learning_rates"] == list(TINY["learning_rates"])
@@ -266,8 +274,10 @@ def test_warm_start_from_a_saved_rule(tmp_path):
     with pytest.raises(CheckpointError, match="expected 'lpg'"):
         run_meta_train("lpg", "chain/short", steps=3, out=tmp_path / "b", progress=False, preset_overrides=over, init_rule="lpo_gridworld_dense")
     assert not (tmp_path / "b").exists()
-    # the warm-started run records where it started, so a resume with another start is refused
-    run_meta_train("lpg", "chain/short", steps=2, out=tmp_path / "c", progress=False, log_every=1, checkpoint_every=0.0, preset_overrides=over, init_rule=str(tmp_path / "a" / "rule.eqx"))
+    # the warm-started run records where it started, so a resume with another start is refused;
+    # its last snapshot is its rule.eqx byte for byte
+    run_meta_train("lpg", "chain/short", steps=2, out=tmp_path / "c", progress=False, log_every=1, checkpoint_every=0.0, preset_overrides=over, init_rule=str(tmp_path / "a" / "rule.eqx"), snapshot_every=1)
+    assert (tmp_path / "c" / "snapshots" / "rule_000002.eqx").read_bytes() == (tmp_path / "c" / "rule.eqx").read_bytes()
     with pytest.raises(CheckpointError, match="init_rule"):
         run_meta_train("lpg", "chain/short", steps=4, out=tmp_path / "c", resume=True, progress=False, log_every=1, preset_overrides=over)
 

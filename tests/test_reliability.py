@@ -250,6 +250,7 @@ def test_diverged_lifetime_is_reset_counted_and_left_out_of_the_meta_gradient():
         (["meta-train", "lpg", "--tasks", "chain/short", "--devices", "many"], "devices must be a positive integer or 'all'"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--devices", "64"], "only"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--checkpoint-every", "0"], "--checkpoint-every must be positive"),
+        (["meta-train", "lpo", "--task", "chain/short", "--snapshot-every", "-2"], "--snapshot-every must be a positive number"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--coordinator", "h:1"], "need --distributed"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--distributed", "--num-processes", "2"], "or none (auto-detect)"),
         (["meta-train", "lpg", "--tasks", "chain/short", "--distributed", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"], "must be less than"),

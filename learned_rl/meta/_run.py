@@ -358,6 +358,7 @@ def run_meta_train(
     init_rule: str | None = None,
     max_seconds: float | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    snapshot_every: int | None = None,
 ) -> dict[str, Any]:
     """Meta-train a learned rule (`kind` ``"lpg"`` or ``"lpo"``) and write the run directory (see
     the module docstring). For lpo, `steps` counts ES generations and `preset_overrides` may set
@@ -371,7 +372,11 @@ def run_meta_train(
     included), with its checkpoint, metrics and rule written as at the end; ``resume=True``
     continues it to `steps`. `on_row` (for example `TensorBoardTracker.log_row`) receives each
     row of `metrics.csv` as it is made, on the process that writes the files; it is not part of the
-    run's config.
+    run's config. `snapshot_every` (``N``) also writes the rule as it stands every N meta-steps
+    (generations) to ``snapshots/rule_STEP.eqx``, with the metadata `rule.eqx` would have at that
+    step, so that the step to keep can be chosen afterwards on held-out tasks (a rule's transfer
+    can peak long before its meta-training tasks stop improving); it is not part of the run's
+    config either.
 
     Everything is validated before any compilation or file write; bad input raises `ValueError`.
     """
@@ -382,6 +387,8 @@ def run_meta_train(
         raise ValueError("log_every must be positive")
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be positive, got {max_seconds!r}")
+    if snapshot_every is not None and (isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every <= 0):
+        raise ValueError(f"snapshot_every must be a positive whole number of meta-steps, got {snapshot_every!r}")
     mesh = population_mesh(devices)  # a bad or unavailable device count fails before anything runs
     names = task_registry.resolve(tasks_spec)
     task_objs = [task_registry.make(n) for n in names]
@@ -468,8 +475,39 @@ def run_meta_train(
         if step == 1:  # right after the first meta-step: a crash after compiling loses nothing
             checkpoint(s)
 
+    overrides = _jsonable({k: v for k, v in (preset_overrides or {}).items() if v is not None})
+
+    def rule_and_metadata(s):
+        """The rule held by state `s` and the metadata its rule file records (as at the end of a run)."""
+        r, extra = _finish(s.rule, s, est, p)
+        meta = {
+            "tasks": names,
+            "preset": preset,
+            **({"preset_overrides": overrides} if overrides else {}),
+            "meta_steps": int(s.step),
+            "seed": seed,
+            "skipped_steps": int(s.skipped),
+            **({"init_rule": run_config["init_rule"]} if "init_rule" in run_config else {}),
+            "env_steps": int(s.step) * est.env_steps_per_estimate(),
+            **extra,
+        }
+        if rows and "agent_resets" in rows[0]:
+            meta["agent_resets"] = int(sum(row["agent_resets"] for row in rows if int(row["step"]) <= int(s.step)))
+        return r, meta
+
+    def callback_with_snapshots(s, m):
+        stop = callback(s, m)
+        step = int(s.step)
+        if snapshot_every is not None and step % snapshot_every == 0:
+            s = host_copy(s)  # every process calls this; one writes
+            if is_writer():
+                r, meta = rule_and_metadata(s)
+                (out / "snapshots").mkdir(exist_ok=True)
+                save_rule(out / "snapshots" / f"rule_{step:06d}.eqx", r, metadata=meta)
+        return stop
+
     try:
-        rule, state, _ = meta_train(rule, task_objs, est, cfg, key=k_meta, state=state, callback=callback)
+        rule, state, _ = meta_train(rule, task_objs, est, cfg, key=k_meta, state=state, callback=callback_with_snapshots)
     except RunTooLarge:
         if created:  # refused before its first step: leave nothing behind
             (out / "config.json").unlink(missing_ok=True)
@@ -478,21 +516,7 @@ def run_meta_train(
     if bar is not None:
         bar.close()
     checkpoint(state)
-    rule, extra = _finish(rule, state, est, p)
-    overrides = _jsonable({k: v for k, v in (preset_overrides or {}).items() if v is not None})
-    meta = {
-        "tasks": names,
-        "preset": preset,
-        **({"preset_overrides": overrides} if overrides else {}),
-        "meta_steps": int(state.step),
-        "seed": seed,
-        "skipped_steps": int(state.skipped),
-        **({"init_rule": run_config["init_rule"]} if "init_rule" in run_config else {}),
-        "env_steps": int(state.step) * est.env_steps_per_estimate(),
-        **extra,
-    }
-    if rows and "agent_resets" in rows[0]:
-        meta["agent_resets"] = int(sum(r["agent_resets"] for r in rows))
+    rule, meta = rule_and_metadata(state)  # meta_train's rule is state.rule
     if is_writer():
         # the wall time stays out of the file, so the same seed and config give identical bytes
         save_rule(out / "rule.eqx", rule, metadata=meta)
