@@ -15,7 +15,7 @@ Public API (implementation lives in private modules):
 - `run_sweep`, `sweep_points`, `SweepResult`, `write_sweep`: a hyperparameter grid × seeds as one
   compiled program (what ``learned-rl sweep`` runs).
 - `run_seeds`, `seed_keys`, `RunResult`: S vmapped seeds of a rule on a task, seeded as the CLI
-  seeds them; `compare`, `transfer`: what the CLI's ``compare`` and ``transfer`` run.
+  seeds them; `compare`, `transfer`, `select`: what the CLI's ``compare``, ``transfer`` and ``select`` run.
 - `evaluate`: evaluation episodes of a trained agent (sampled or greedy), apart from training;
   `load_agents(run_dir)`: the agents `train` and `compare` save (`agents.eqx`), `evaluate_run`:
   what ``learned-rl evaluate RUN_DIR`` runs.
@@ -54,7 +54,7 @@ from ._stats import iqm as iqm, normalized_score as normalized_score, stderr as 
 _EXPERIMENT = {
     "RunResult": "_experiment", "compare": "_experiment", "run_seeds": "_experiment", "seed_keys": "_experiment",
     "run_sweep": "_experiment", "apply_recipe": "_experiment", "sweep_points": "_experiment", "SweepResult": "_experiment", "write_sweep": "_experiment",
-    "make_rule": "_registry", "transfer": "_transfer", "run_meta_train": "meta._run",
+    "make_rule": "_registry", "transfer": "_transfer", "select": "_transfer", "run_meta_train": "meta._run",
     "evaluate": "_evaluate", "evaluate_run": "_evaluate", "load_agents": "_evaluate", "save_agents": "_evaluate",
     "TensorBoardTracker": "_tracking", "read_scalars": "_tracking",
 }

@@ -170,6 +170,16 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default=None, help="output directory (default runs/transfer-<rule>-<suite>)")
     tr.add_argument("--no-progress", action="store_true")
 
+    se = sub.add_parser("select", help="choose one of several rules (a run's snapshots) on validation tasks, against A2C and the random policy")
+    se.add_argument("--rules", required=True, help="comma-separated lpg:PATH_OR_PRETRAINED / lpo:... names; a directory (lpg:runs/NAME/snapshots) stands for every rule file in it")
+    se.add_argument("--validate", required=True, metavar="TASKS", help="the validation tasks (a task set, a task, or NAME,NAME,...); never the tasks the chosen rule is then reported on")
+    se.add_argument("--seeds", type=_positive_int("--seeds"), default=3)
+    se.add_argument("--seed", type=_nonneg_int, default=0)
+    se.add_argument("--steps", type=_positive_int("--steps"), default=None, help="env steps per seed (default: each family's default)")
+    se.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=SET_HELP + " (applied to every rule that has the field, A2C included)")
+    se.add_argument("--out", default=None, help="output directory (default runs/select)")
+    se.add_argument("--no-progress", action="store_true")
+
     an = sub.add_parser("analyse", help="analysis plots: what y predicts (LPG), drift functions (PPO/DPO/LPO)")
     an_sub = an.add_subparsers(dest="analysis", required=True, parser_class=_Parser)
     ap = an_sub.add_parser("predictions", help="regress an LPG agent's y(s) on the true values of its policy")
@@ -356,6 +366,17 @@ def _cmd_transfer(args) -> int:
     return 0 if report else 1
 
 
+def _cmd_select(args) -> int:
+    from ._transfer import select
+
+    out = _out_dir(args, "runs/select")
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    report = select(rules, args.validate, seeds=args.seeds, seed=args.seed, steps=args.steps, out=out, progress=not args.no_progress, sets=_parse_sets(args.set))
+    print((out / "select.md").read_text())
+    print(f"Wrote {out}/select.json, select.md and one compare run per validation task.")
+    return 0
+
+
 def _cmd_analyse(args) -> int:
     from ._analysis import drift_curves, prediction_semantics
 
@@ -479,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-        return {"tasks": _cmd_tasks, "train": _cmd_train, "compare": _cmd_compare, "meta-train": _cmd_meta_train, "demo": _cmd_demo, "evaluate": _cmd_evaluate, "sweep": _cmd_sweep, "transfer": _cmd_transfer, "analyse": _cmd_analyse}[args.command](args)
+        return {"tasks": _cmd_tasks, "train": _cmd_train, "compare": _cmd_compare, "meta-train": _cmd_meta_train, "demo": _cmd_demo, "evaluate": _cmd_evaluate, "sweep": _cmd_sweep, "transfer": _cmd_transfer, "select": _cmd_select, "analyse": _cmd_analyse}[args.command](args)
     except _UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -113,6 +113,43 @@ def choose_on_validation(rule_name: str, tasks: list, grid: dict[str, list[float
     }
 
 
+def score_against_a2c(task, rule_name: str, results: list, summary: dict[str, Any], *, seed: int) -> tuple[dict[str, Any], np.ndarray | None]:
+    """One task's record of a `compare` run that holds `rule_name` and ``"a2c"``: both rules'
+    returns, the random policy's on the same levels, whether A2C beats it by two standard errors,
+    whether the rule does, and the rule's A2C-normalised scores per seed (None, with the reason,
+    where A2C does not beat random). Returns ``(record, scores or None)``."""
+    res = {r.rule_name: r for r in results}
+    rule_res = summary["results"][rule_name]
+    a2c_res = summary["results"]["a2c"]
+    rand = random_policy_returns(task, res["a2c"].state.env_params, key=jax.random.PRNGKey(seed))
+    rand_mean = float(np.nanmean(rand)) if np.any(np.isfinite(rand)) else float("nan")
+    rand_se = stderr(rand[np.isfinite(rand)]) if np.sum(np.isfinite(rand)) > 1 else 0.0
+    entry: dict[str, Any] = {
+        "rule_return": rule_res["final_return_mean"],
+        "rule_return_stderr": rule_res["final_return_stderr"],
+        "a2c_return": a2c_res["final_return_mean"],
+        "a2c_return_stderr": a2c_res["final_return_stderr"],
+        "random_return": rand_mean,
+        "random_return_stderr": rand_se,
+        "env_steps": rule_res["env_steps"],
+        "wall_time_s": rule_res["wall_time_s"] + a2c_res["wall_time_s"],
+    }
+    entry["a2c_beats_random"] = bool(a2c_res["final_return_mean"] - rand_mean > 2.0 * float(np.hypot(a2c_res["final_return_stderr"], rand_se)))
+    entry["rule_beats_random"] = bool(rule_res["final_return_mean"] - rand_mean > 2.0 * float(np.hypot(rule_res["final_return_stderr"], rand_se)))
+    try:
+        scores = normalized_score(rule_res["final_returns"], rand_mean, a2c_res["final_return_mean"])
+        if not entry["a2c_beats_random"]:
+            raise ValueError("A2C does not beat the random policy by two standard errors at this budget")
+    except ValueError as e:
+        entry["normalized"] = None
+        entry["not_normalized_because"] = str(e)
+        return entry, None
+    entry["normalized_scores"] = [float(x) for x in scores]
+    entry["normalized"] = float(np.mean(scores))
+    entry["normalized_stderr"] = stderr(scores)
+    return entry, np.asarray(scores, dtype=np.float64)
+
+
 def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: int | None = None, out: Path, progress: bool = True,
              validate: str | None = None, grid: dict[str, list[float]] | None = None, validation_seeds: int | None = None,
              validation_seed: int | None = None, validation_steps: int | None = None, sets: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -193,35 +230,8 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
     for t in runnable:
         _, results, summary = compare(t.name, [rule_name, "a2c"], steps=steps, seeds=seeds, seed=seed, out=out / _slug(t.name), progress=progress,
                                       extra_config={"command": "transfer", "seed": seed}, tuned=tuned, sets=sets)
-        res = {r.rule_name: r for r in results}
-        rule_res = summary["results"][rule_name]
-        a2c_res = summary["results"]["a2c"]
-        rand = random_policy_returns(t, res["a2c"].state.env_params, key=jax.random.PRNGKey(seed))
-        rand_mean = float(np.nanmean(rand)) if np.any(np.isfinite(rand)) else float("nan")
-        rand_se = stderr(rand[np.isfinite(rand)]) if np.sum(np.isfinite(rand)) > 1 else 0.0
-        entry: dict[str, Any] = {
-            "rule_return": rule_res["final_return_mean"],
-            "rule_return_stderr": rule_res["final_return_stderr"],
-            "a2c_return": a2c_res["final_return_mean"],
-            "a2c_return_stderr": a2c_res["final_return_stderr"],
-            "random_return": rand_mean,
-            "random_return_stderr": rand_se,
-            "env_steps": rule_res["env_steps"],
-            "wall_time_s": rule_res["wall_time_s"] + a2c_res["wall_time_s"],
-        }
-        margin = 2.0 * float(np.hypot(a2c_res["final_return_stderr"], rand_se))
-        entry["a2c_beats_random"] = bool(a2c_res["final_return_mean"] - rand_mean > margin)
-        try:
-            scores = normalized_score(rule_res["final_returns"], rand_mean, a2c_res["final_return_mean"])
-            if not entry["a2c_beats_random"]:
-                raise ValueError("A2C does not beat the random policy by two standard errors at this budget")
-        except ValueError as e:
-            entry["normalized"] = None
-            entry["not_normalized_because"] = str(e)
-        else:
-            entry["normalized_scores"] = [float(x) for x in scores]
-            entry["normalized"] = float(np.mean(scores))
-            entry["normalized_stderr"] = stderr(scores)
+        entry, scores = score_against_a2c(t, rule_name, results, summary, seed=seed)
+        if scores is not None:
             groups.append(scores)
         per_task[t.name] = entry
 
@@ -247,6 +257,128 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
     _write_md(out / "transfer.md", report)
     _plot(out / "transfer.png", report)
     return report
+
+
+def expand_rule_names(names: list[str]) -> list[str]:
+    """Rule names with every ``lpg:DIR``, ``lpg-v:DIR`` or ``lpo:DIR`` that names a directory (a
+    meta-training run's ``snapshots/``, say) replaced by one name per ``*.eqx`` file in it, in file
+    name order (snapshot files sort by meta-step)."""
+    out: list[str] = []
+    for name in names:
+        kind, sep, path = name.strip().partition(":")
+        if sep and kind.lower() in ("lpg", "lpg-v", "lpo") and Path(path).is_dir():
+            files = sorted(Path(path).glob("*.eqx"))
+            if not files:
+                raise ValueError(f"{name}: the directory holds no .eqx rule files")
+            out += [f"{kind}:{f}" for f in files]
+        else:
+            out.append(name.strip())
+    return out
+
+
+def select(rule_names: list[str], validate: str, *, seeds: int, seed: int, steps: int | None = None, out: Path, progress: bool = True,
+           sets: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Choose one of several rules (a meta-training run's snapshots, say) on validation tasks:
+    `compare` every rule and A2C on every task of `validate` (same seeds, into ``out/<task>/``),
+    score each rule per task against A2C and the random policy (`score_against_a2c`), and write
+    ``out/select.json`` and ``select.md``.
+
+    The choice: the rule above the random policy (by two standard errors) on the most validation
+    tasks, and among those the highest IQM of its A2C-normalised scores over every task and seed
+    (the first listed among ties). No rule is chosen when A2C does not beat the random policy on
+    some validation task (the scores there mean nothing; raise `steps`). A directory in
+    `rule_names` stands for every rule file in it (`expand_rule_names`). Use tasks and seeds the
+    final evaluation never uses: a rule chosen on its test tasks is not judged where it was not
+    trained."""
+    names = expand_rule_names(rule_names)
+    if not names:
+        raise ValueError("select needs at least one rule")
+    if any(n.lower() == "a2c" for n in names):
+        raise ValueError("select scores rules against A2C; a2c is the baseline, not a candidate")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate rules in {','.join(names)}")
+    if seeds < 2:
+        raise ValueError(f"select needs at least 2 seeds for standard errors, got {seeds}")
+    rules = [make_rule(n) for n in names]  # an unknown rule or a broken file fails before anything runs
+    val_names = task_registry.resolve(validate)
+    val_tasks = [task_registry.make(n) for n in val_names]
+    sets = dict(sets or {})
+    check_sets(sets)
+    used: set[str] = set()
+    for r in [*rules, make_rule("a2c")]:
+        for t in val_tasks:
+            r.check_task(t)
+        used.update(apply_overrides(r, default_config_for(r, val_tasks[0], sets, prefix="--set "), sets, prefix="--set ")[2])
+    unknown = sorted(set(sets) - used)
+    if unknown:
+        raise ValueError(f"--set: no rule, not A2C and no TrainConfig has the fields {unknown}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    per_task: dict[str, dict[str, Any]] = {}
+    scores: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    weak: list[str] = []
+    for t in val_tasks:
+        tn = t.name
+        _, results, summary = compare(tn, [*names, "a2c"], steps=steps, seeds=seeds, seed=seed, out=out / _slug(tn), progress=progress,
+                                      extra_config={"command": "select", "seed": seed}, sets=sets)
+        per_task[tn] = {}
+        for n in names:
+            entry, sc = score_against_a2c(t, n, results, summary, seed=seed)
+            per_task[tn][n] = entry
+            if sc is not None:
+                scores[n].append(sc)
+        if not next(iter(per_task[tn].values()))["a2c_beats_random"]:
+            weak.append(tn)
+    rows = []
+    for i, n in enumerate(names):
+        above = sum(per_task[tn][n]["rule_beats_random"] for tn in val_names)
+        row: dict[str, Any] = {"rule": n, "tasks_above_random": int(above)}
+        if not weak:
+            est, lo, hi = stratified_bootstrap_ci(scores[n], iqm, seed=seed)
+            row.update(iqm=est, ci95=[lo, hi], mean=float(np.mean(np.concatenate(scores[n]))))
+        rows.append(row)
+    report: dict[str, Any] = {"rules": names, "validate": val_names, "seeds": seeds, "seed": seed, "steps": steps,
+                              **({"sets": sets} if sets else {}), "tasks": per_task, "ranking": rows}
+    if weak:
+        report["chosen"] = None
+        report["not_chosen_because"] = f"A2C does not beat the random policy by two standard errors on {', '.join(weak)} at this budget (raise --steps)"
+    else:
+        best = max(range(len(rows)), key=lambda i: (rows[i]["tasks_above_random"], rows[i]["iqm"], -i))
+        report["chosen"] = names[best]
+    write_json(out / "select.json", report)
+    _write_select_md(out / "select.md", report)
+    return report
+
+
+def _write_select_md(path: Path, report: dict[str, Any]) -> None:
+    tasks = report["validate"]
+    lines = [f"# Choosing a rule on {', '.join(tasks)} ({report['seeds']} seeds of base seed {report['seed']})", "",
+             *([f"Every run with {', '.join(f'{k}={v}' for k, v in report['sets'].items())} (--set).", ""] if report.get("sets") else []),
+             "Per task: the rule's mean final return ± standard error, then its A2C-normalised score (0 random, 1 A2C); "
+             "(≤ random): not above the random policy by two standard errors.", "",
+             "| rule | " + " | ".join(tasks) + " | tasks above random | IQM [95% CI] |",
+             "|---|" + "---|" * (len(tasks) + 2)]
+    first = {tn: next(iter(report["tasks"][tn].values())) for tn in tasks}
+    lines.append("| A2C | " + " | ".join(f"{first[tn]['a2c_return']:.3f} ± {first[tn]['a2c_return_stderr']:.3f}" for tn in tasks) + " | | |")
+    lines.append("| random policy | " + " | ".join(f"{first[tn]['random_return']:.3f}" for tn in tasks) + " | | |")
+    for row in report["ranking"]:
+        n = row["rule"]
+        cells = []
+        for tn in tasks:
+            e = report["tasks"][tn][n]
+            c = f"{e['rule_return']:.3f} ± {e['rule_return_stderr']:.3f}"
+            if e["normalized"] is not None:
+                c += f" ({e['normalized']:.2f})"
+            cells.append(c + ("" if e["rule_beats_random"] else " (≤ random)"))
+        agg = f"{row['iqm']:.3f} [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]" if "iqm" in row else "n/a"
+        mark = " **(chosen)**" if n == report["chosen"] else ""
+        lines.append(f"| {n}{mark} | " + " | ".join(cells) + f" | {row['tasks_above_random']} of {len(tasks)} | {agg} |")
+    lines.append("")
+    if report["chosen"] is None:
+        lines.append(f"No rule chosen: {report['not_chosen_because']}.")
+    else:
+        lines.append(f"Chosen: `{report['chosen']}` (above the random policy on the most validation tasks, then the highest IQM).")
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 def _write_md(path: Path, report: dict[str, Any]) -> None:
@@ -326,4 +458,4 @@ def _plot(path: Path, report: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-__all__ = ["choose_on_validation", "grid_scores", "random_policy_returns", "transfer"]
+__all__ = ["choose_on_validation", "expand_rule_names", "grid_scores", "random_policy_returns", "score_against_a2c", "select", "transfer"]

@@ -22,7 +22,7 @@ def test_public_names():
     import learned_rl
     from learned_rl import rules
 
-    for name in ("compare", "transfer", "make_rule", "run_seeds", "seed_keys", "RunResult", "iqm", "stratified_bootstrap_ci", "train", "load_rule", "pretrained", "apply_recipe"):
+    for name in ("compare", "transfer", "select", "make_rule", "run_seeds", "seed_keys", "RunResult", "iqm", "stratified_bootstrap_ci", "train", "load_rule", "pretrained", "apply_recipe"):
         assert callable(getattr(learned_rl, name)) or name == "pretrained", name
     for name in ("make_lpo", "batched", "batched_value", "log_prob_entropy", "drift_activity", "MirrorLearning", "DPODrift"):
         assert callable(getattr(rules, name)), name

@@ -154,12 +154,15 @@ def _tiny(argv: list[str], tmp: Path) -> list[str]:
         return [cmd, *args]
     if cmd == "evaluate":  # the run directory is the tiny run of the command that wrote it
         return [cmd, str(tmp / "out"), *_set_flag(args[1:], "--episodes", "2")]
-    if cmd in ("train", "compare", "transfer", "demo", "sweep"):
-        rules = (_flag(args, "--rules") or _flag(args, "--rule") or "lpg:lpg_tabular").split(",")
-        if cmd in ("transfer", "demo"):
+    if cmd in ("train", "compare", "transfer", "demo", "sweep", "select"):
+        from learned_rl._transfer import expand_rule_names
+
+        rules = expand_rule_names((_flag(args, "--rules") or _flag(args, "--rule") or "lpg:lpg_tabular").split(","))
+        if cmd in ("transfer", "demo", "select"):
             rules = [*rules, "a2c"]
         task = _flag(args, "--task") or ("chain/short" if cmd == "demo" else None)
-        names = [*tasks.resolve(_flag(args, "--suite")), *(tasks.resolve(_flag(args, "--validate")) if "--validate" in args else [])] if cmd == "transfer" else [task]
+        names = ([*tasks.resolve(_flag(args, "--suite")), *(tasks.resolve(_flag(args, "--validate")) if "--validate" in args else [])] if cmd == "transfer"
+                 else tasks.resolve(_flag(args, "--validate")) if cmd == "select" else [task])
         sets = dict(a.split("=", 1) for i, a in enumerate(args) if i and args[i - 1] == "--set")
         args = _set_flag(args, "--steps", str(_one_update(rules, names, sets, _flag(args, "--recipe"))))
         if "--validation-steps" in args:
@@ -175,6 +178,8 @@ def _tiny(argv: list[str], tmp: Path) -> list[str]:
             # a shortest lifetime shrinks with the tiny lifetimes (it must lie in [K, lifetime_updates])
             args = [f"min_lifetime_updates={TINY_LPG['lifetime_updates'] // 2}" if a.startswith("min_lifetime_updates=") else a for a in args]
             args += [a for k, v in TINY_LPG.items() if k not in keep for a in ("--set", f"{k}={json.dumps(v)}")]
+            if "--snapshot-every" in args:  # a snapshot within the tiny run's two meta-steps
+                args = _set_flag(args, "--snapshot-every", "1")
         else:
             counts = [f for f in ("--generations", "--meta-steps", "--steps") if f in args]
             for flag in counts:
@@ -234,9 +239,10 @@ def test_readme_cli_command_runs(lineno, argv, tmp_path, capsys, monkeypatch):
 
     if argv[1] == "evaluate":
         run_writer(argv[2], tmp_path)
-    for path in sorted({m for a in argv for m in re.findall(r"runs/[\w.-]+/rule\.eqx", a)}):  # a rule another command meta-trains
-        run_writer(path.removesuffix("/rule.eqx"), tmp_path / "writer")
-        argv = [a.replace(path, str(tmp_path / "writer" / "out" / "rule.eqx")) for a in argv]
+    for path in sorted({m for a in argv for m in re.findall(r"runs/[\w.-]+/(?:rule\.eqx|snapshots)\b", a)}):  # a rule (or snapshots) another command meta-trains
+        name = path.rsplit("/", 1)[1]
+        run_writer(path.removesuffix("/" + name), tmp_path / "writer")
+        argv = [a.replace(path, str(tmp_path / "writer" / "out" / name)) for a in argv]
     tiny = _tiny(argv, tmp_path)
     rc = main(tiny)
     err = capsys.readouterr().err
