@@ -239,10 +239,10 @@ def test_readme_cli_command_runs(lineno, argv, tmp_path, capsys, monkeypatch):
 
     if argv[1] == "evaluate":
         run_writer(argv[2], tmp_path)
-    for path in sorted({m for a in argv for m in re.findall(r"runs/[\w.-]+/(?:rule\.eqx|snapshots)\b", a)}):  # a rule (or snapshots) another command meta-trains
-        name = path.rsplit("/", 1)[1]
-        run_writer(path.removesuffix("/" + name), tmp_path / "writer")
-        argv = [a.replace(path, str(tmp_path / "writer" / "out" / name)) for a in argv]
+    # a rule (rule.eqx, or its snapshots/) that another command meta-trains
+    for i, run in enumerate(sorted({m for a in argv for m in re.findall(r"(runs/[\w.-]+)/(?:rule\.eqx|snapshots)\b", a)})):
+        run_writer(run, tmp_path / f"writer{i}")
+        argv = [re.sub(re.escape(run) + r"/(rule\.eqx|snapshots)\b", lambda m: str(tmp_path / f"writer{i}" / "out" / m.group(1)), a) for a in argv]
     tiny = _tiny(argv, tmp_path)
     rc = main(tiny)
     err = capsys.readouterr().err
