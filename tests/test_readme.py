@@ -199,11 +199,11 @@ def _kind(argv: list[str]) -> tuple[str, ...]:
 
 
 def _needs_slow(argv: list[str], earlier: list[list[str]]) -> bool:
-    """Brax and MinAtar commands, and a second `meta-train`/`transfer` command of the same kind
+    """Brax and MinAtar commands, `select`, and a second `meta-train`/`transfer` command of the same kind
     (the reproduction commands of the Results sections: 10-130 s each even on a tiny budget, as
     each compiles its own programs) run in the slow marker; `--resume` always runs."""
     text = " ".join(argv)
-    if "brax/" in text or "MinAtar" in text or "--suite minatar" in text:
+    if "brax/" in text or "MinAtar" in text or "--suite minatar" in text or argv[1] == "select":  # select: a compare per validation task
         return True
     if any(_same(e, argv) for e in earlier):  # a command shown twice runs once in the default suite
         return True
