@@ -113,6 +113,15 @@ def choose_on_validation(rule_name: str, tasks: list, grid: dict[str, list[float
     }
 
 
+def _unknown_sets(rules: list, task, sets: dict[str, Any]) -> list[str]:
+    """The ``--set`` fields that none of `rules` (nor its TrainConfig or agent) has on `task`; a
+    bad value of a known field raises here, before anything runs."""
+    used: set[str] = set()
+    for r in rules:
+        used.update(apply_overrides(r, default_config_for(r, task, sets, prefix="--set "), sets, prefix="--set ")[2])
+    return sorted(set(sets) - used)
+
+
 def score_against_a2c(task, rule_name: str, results: list, summary: dict[str, Any], *, seed: int) -> tuple[dict[str, Any], np.ndarray | None]:
     """One task's record of a `compare` run that holds `rule_name` and ``"a2c"``: both rules'
     returns, the random policy's on the same levels, whether A2C beats it by two standard errors,
@@ -210,10 +219,7 @@ def transfer(rule_name: str, suite: str, *, seeds: int, seed: int = 0, steps: in
             runnable.append(t)
     if not runnable:
         raise ValueError(f"{rule_name} cannot run on any task of {suite!r}: " + "; ".join(skipped.values()))
-    used: set[str] = set()
-    for r in (rule, a2c):  # a bad field or value fails before anything runs
-        used.update(apply_overrides(r, default_config_for(r, runnable[0], sets, prefix="--set "), sets, prefix="--set ")[2])
-    unknown = sorted(set(sets) - used)
+    unknown = _unknown_sets([rule, a2c], runnable[0], sets)  # a bad field or value fails before anything runs
     if unknown:
         raise ValueError(f"--set: neither {rule_name} nor a2c nor their TrainConfig has the fields {unknown}")
     out = Path(out)
@@ -304,12 +310,11 @@ def select(rule_names: list[str], validate: str, *, seeds: int, seed: int, steps
     val_tasks = [task_registry.make(n) for n in val_names]
     sets = dict(sets or {})
     check_sets(sets)
-    used: set[str] = set()
-    for r in [*rules, make_rule("a2c")]:
+    candidates = [*rules, make_rule("a2c")]
+    for r in candidates:
         for t in val_tasks:
             r.check_task(t)
-        used.update(apply_overrides(r, default_config_for(r, val_tasks[0], sets, prefix="--set "), sets, prefix="--set ")[2])
-    unknown = sorted(set(sets) - used)
+    unknown = _unknown_sets(candidates, val_tasks[0], sets)
     if unknown:
         raise ValueError(f"--set: no rule, not A2C and no TrainConfig has the fields {unknown}")
     out = Path(out)
