@@ -122,15 +122,23 @@ def _unknown_sets(rules: list, task, sets: dict[str, Any]) -> list[str]:
     return sorted(set(sets) - used)
 
 
-def score_against_a2c(task, rule_name: str, results: list, summary: dict[str, Any], *, seed: int) -> tuple[dict[str, Any], np.ndarray | None]:
+def random_returns_of_run(task, results: list, *, seed: int) -> np.ndarray:
+    """The random policy's returns (`random_policy_returns`) on the levels of the A2C runs of a
+    `compare` run's `results`, keyed by `seed`: what `score_against_a2c` compares with."""
+    a2c = next(r for r in results if r.rule_name == "a2c")
+    return random_policy_returns(task, a2c.state.env_params, key=jax.random.PRNGKey(seed))
+
+
+def score_against_a2c(task, rule_name: str, results: list, summary: dict[str, Any], *, seed: int,
+                      random_returns: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray | None]:
     """One task's record of a `compare` run that holds `rule_name` and ``"a2c"``: both rules'
     returns, the random policy's on the same levels, whether A2C beats it by two standard errors,
     whether the rule does, and the rule's A2C-normalised scores per seed (None, with the reason,
-    where A2C does not beat random). Returns ``(record, scores or None)``."""
-    res = {r.rule_name: r for r in results}
+    where A2C does not beat random). Returns ``(record, scores or None)``. `random_returns`: the
+    run's `random_returns_of_run`, where several rules of one run are scored (computed if None)."""
     rule_res = summary["results"][rule_name]
     a2c_res = summary["results"]["a2c"]
-    rand = random_policy_returns(task, res["a2c"].state.env_params, key=jax.random.PRNGKey(seed))
+    rand = random_returns_of_run(task, results, seed=seed) if random_returns is None else np.asarray(random_returns)
     rand_mean = float(np.nanmean(rand)) if np.any(np.isfinite(rand)) else float("nan")
     rand_se = stderr(rand[np.isfinite(rand)]) if np.sum(np.isfinite(rand)) > 1 else 0.0
     entry: dict[str, Any] = {
@@ -327,8 +335,9 @@ def select(rule_names: list[str], validate: str, *, seeds: int, seed: int, steps
         _, results, summary = compare(tn, [*names, "a2c"], steps=steps, seeds=seeds, seed=seed, out=out / _slug(tn), progress=progress,
                                       extra_config={"command": "select", "seed": seed}, sets=sets)
         per_task[tn] = {}
+        rand = random_returns_of_run(t, results, seed=seed)  # the same levels for every rule
         for n in names:
-            entry, sc = score_against_a2c(t, n, results, summary, seed=seed)
+            entry, sc = score_against_a2c(t, n, results, summary, seed=seed, random_returns=rand)
             per_task[tn][n] = entry
             if sc is not None:
                 scores[n].append(sc)
@@ -463,4 +472,5 @@ def _plot(path: Path, report: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-__all__ = ["choose_on_validation", "expand_rule_names", "grid_scores", "random_policy_returns", "score_against_a2c", "select", "transfer"]
+__all__ = ["choose_on_validation", "expand_rule_names", "grid_scores", "random_policy_returns", "random_returns_of_run", "score_against_a2c", "select",
+           "transfer"]

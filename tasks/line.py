@@ -45,6 +45,13 @@ Dynamics (both variants)
     crosses about every 15–25 steps. As in Freeway, the reward is positive, rare under a random
     policy, and separated by long stretches of zeros that only a value that bootstraps can bridge.
 
+``line/escape0`` and ``line/swing0`` (the goal step pays 0, as in Acrobot)
+    ``escape`` and ``swing`` with one change: the step that reaches the goal pays ``0`` instead of
+    ``-1`` (``LineConfig.goal_reward``), as Acrobot's does. In ``escape`` and ``swing`` the best event
+    of a lifetime, reaching the goal, ends the episode on a reward of ``-1``, while in ``balance`` the
+    worst one, falling off, ends it on ``+1``; in these two variants a good episode ends on the larger
+    reward, as in Acrobot or Catch. ``docs/lpg_all.md`` meta-trains on both kinds.
+
 No variant reports an optimal return: the kicks make the exact optimum a dynamic program
 that nothing here needs, so results on these tasks are raw returns.
 
@@ -94,6 +101,7 @@ class LineConfig:
     max_speed: int = 3
     gravity: int = 0  # pull towards the centre per step (swing)
     hit_prob: float = 0.0  # chance per step of being thrown back to the start (cross)
+    goal_reward: float = -1.0  # escape, swing: the reward of the step that reaches the goal (Acrobot's is 0)
 
 
 LINE_CONFIGS: dict[str, LineConfig] = {
@@ -101,6 +109,8 @@ LINE_CONFIGS: dict[str, LineConfig] = {
     "escape": LineConfig(mode="escape", max_steps=100, kick_prob=0.3, min_bound=10, max_bound=20),
     "swing": LineConfig(mode="swing", max_steps=200, kick_prob=0.05, min_bound=30, max_bound=36, max_speed=8, gravity=2),
     "cross": LineConfig(mode="cross", max_steps=400, kick_prob=0.0, min_bound=16, max_bound=24, max_speed=1, hit_prob=0.03),
+    "escape0": LineConfig(mode="escape", max_steps=100, kick_prob=0.3, min_bound=10, max_bound=20, goal_reward=0.0),
+    "swing0": LineConfig(mode="swing", max_steps=200, kick_prob=0.05, min_bound=30, max_bound=36, max_speed=8, gravity=2, goal_reward=0.0),
 }
 _MODES = ("balance", "escape", "swing", "cross")
 
@@ -212,7 +222,7 @@ class LineWorld(environment.Environment[LineState, LineParams]):
             position = jnp.where(at_wall, -params.bound * params.goal_side, position)
             velocity = jnp.where(at_wall, 0, velocity)
             terminated = position * params.goal_side >= params.bound
-            reward = jnp.asarray(-1.0, jnp.float32)
+            reward = jnp.where(terminated, c.goal_reward, -1.0).astype(jnp.float32)
         elif c.mode == "cross":
             # a wall behind the start; crossing pays +1 and starts over, as does a hit on the way
             at_wall = position < 0
@@ -227,7 +237,7 @@ class LineWorld(environment.Environment[LineState, LineParams]):
             reward = crossed.astype(jnp.float32)
         elif c.mode == "swing":
             terminated = jnp.abs(position) >= params.bound
-            reward = jnp.asarray(-1.0, jnp.float32)
+            reward = jnp.where(terminated, c.goal_reward, -1.0).astype(jnp.float32)
         else:
             terminated = jnp.abs(position) > params.bound
             reward = jnp.asarray(1.0, jnp.float32)

@@ -1,4 +1,4 @@
-"""The line toys (`line/balance`, `line/escape`, `line/swing`, `line/cross`): documented dynamics, levels, and the gap
+"""The line toys (`line/balance`, `line/escape`, `line/swing`, `line/cross`, `line/escape0`, `line/swing0`): documented dynamics, levels, and the gap
 between a random and a sensible policy that makes them worth meta-training on."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def test_registry_names_family_and_defaults():
     from learned_rl._agent import resolve_torso
     from learned_rl.baselines import A2C
 
-    assert NAMES == ["line/balance", "line/escape", "line/swing", "line/cross"]
+    assert NAMES == ["line/balance", "line/escape", "line/swing", "line/cross", "line/escape0", "line/swing0"]
     for name in NAMES:
         task = tasks.make(name)
         assert task.family == "line" and task.obs_kind == "vector" and task.obs_shape == (3,)
@@ -93,7 +93,7 @@ def _episode_returns(traj) -> np.ndarray:
     return np.asarray(out)
 
 
-@pytest.mark.parametrize("name", ["line/balance", "line/escape", "line/swing", "line/cross"])
+@pytest.mark.parametrize("name", ["line/balance", "line/escape", "line/swing", "line/cross", "line/escape0", "line/swing0"])
 def test_transitions_follow_the_documented_dynamics(name):
     task, levels, traj = _rollout(name, "random")
     cfg = LINE_CONFIGS[name.split("/")[1]]
@@ -116,10 +116,10 @@ def test_transitions_follow_the_documented_dynamics(name):
                 if x2 * side < -bound:
                     x2, v2 = -bound * side, 0
                 term = x2 * side >= bound
-                assert traj["reward"][lv, t] == -1.0
+                assert traj["reward"][lv, t] == (cfg.goal_reward if term else -1.0)
             elif cfg.mode == "swing":
                 term = abs(x2) >= bound
-                assert traj["reward"][lv, t] == -1.0
+                assert traj["reward"][lv, t] == (cfg.goal_reward if term else -1.0)
             elif cfg.mode == "cross":
                 if x2 < 0:
                     x2, v2 = 0, 0
@@ -139,6 +139,8 @@ def test_transitions_follow_the_documented_dynamics(name):
             assert bool(traj["trunc"][lv, t]) == (traj["time"][lv, t] + 1 >= cfg.max_steps)
             nxt = (0, 0) if done else (x2, v2)  # auto-reset to the start
             assert (int(traj["pos"][lv, t + 1]), int(traj["vel"][lv, t + 1])) == nxt, (lv, t)
+    if cfg.mode in ("escape", "swing"):  # the goal was reached, so its step's reward was checked
+        assert traj["term"].any()
 
 
 @pytest.mark.parametrize("name, random_below, sensible_above", [("line/balance", 20.0, 150.0), ("line/escape", -25.0, -12.0), ("line/swing", -170.0, -100.0), ("line/cross", 1.5, 10.0)])
