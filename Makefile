@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/learned-rl demo
 
 test: $(TSTAMP)
-	$(VENV)/bin/python -m pytest -q -n 2
+	$(VENV)/bin/python -m pytest -q -n 2 --dist worksteal
 
 test-slow: $(TSTAMP)
 	$(VENV)/bin/python -m pytest -q -n 2 -m slow

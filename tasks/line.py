@@ -52,6 +52,11 @@ Dynamics (both variants)
     worst one, falling off, ends it on ``+1``; in these two variants a good episode ends on the larger
     reward, as in Acrobot or Catch. ``docs/lpg_all.md`` meta-trains on both kinds.
 
+``line/balance0`` (the falling step pays 0)
+    ``balance`` with one change: the step that leaves the line pays ``0`` instead of ``+1``
+    (``LineConfig.fall_reward``), so the worst event of a lifetime ends the episode on its smallest
+    reward, as a miss does in Catch. CartPole pays ``+1`` there, as ``balance`` does.
+
 No variant reports an optimal return: the kicks make the exact optimum a dynamic program
 that nothing here needs, so results on these tasks are raw returns.
 
@@ -102,6 +107,7 @@ class LineConfig:
     gravity: int = 0  # pull towards the centre per step (swing)
     hit_prob: float = 0.0  # chance per step of being thrown back to the start (cross)
     goal_reward: float = -1.0  # escape, swing: the reward of the step that reaches the goal (Acrobot's is 0)
+    fall_reward: float = 1.0  # balance: the reward of the step that leaves the line (CartPole's is +1)
 
 
 LINE_CONFIGS: dict[str, LineConfig] = {
@@ -111,6 +117,7 @@ LINE_CONFIGS: dict[str, LineConfig] = {
     "cross": LineConfig(mode="cross", max_steps=400, kick_prob=0.0, min_bound=16, max_bound=24, max_speed=1, hit_prob=0.03),
     "escape0": LineConfig(mode="escape", max_steps=100, kick_prob=0.3, min_bound=10, max_bound=20, goal_reward=0.0),
     "swing0": LineConfig(mode="swing", max_steps=200, kick_prob=0.05, min_bound=30, max_bound=36, max_speed=8, gravity=2, goal_reward=0.0),
+    "balance0": LineConfig(mode="balance", max_steps=200, kick_prob=0.3, fall_reward=0.0),
 }
 _MODES = ("balance", "escape", "swing", "cross")
 
@@ -240,7 +247,7 @@ class LineWorld(environment.Environment[LineState, LineParams]):
             reward = jnp.where(terminated, c.goal_reward, -1.0).astype(jnp.float32)
         else:
             terminated = jnp.abs(position) > params.bound
-            reward = jnp.asarray(1.0, jnp.float32)
+            reward = jnp.where(terminated, c.fall_reward, 1.0).astype(jnp.float32)
         new_state = LineState(time=state.time + 1, position=position.astype(jnp.int32), velocity=velocity.astype(jnp.int32))
         info = {"discount": 1.0 - terminated.astype(jnp.float32)}
         return self.get_obs(new_state), new_state, reward, terminated, info

@@ -12,7 +12,7 @@ Names
       (family ``random_gridworld``; keyword ``num_actions=5|9``),
     - ``chain/{short,short_noisy,long,long_noisy,distractor}`` (family ``chain``;
       keywords override :class:`~tasks.chain.DelayedChain` arguments),
-    - ``line/{balance,escape,swing,cross,escape0,swing0}`` (family ``line``: a reward on every step, as in classic
+    - ``line/{balance,escape,swing,cross,escape0,swing0,balance0}`` (family ``line``: a reward on every step, as in classic
       control, except ``cross``, whose rare rewards are Freeway's kind; keywords override
       :class:`~tasks.line.LineConfig` fields),
     - every id in ``gymnax.registered_envs`` (families ``classic``,

@@ -1,4 +1,4 @@
-"""The line toys (`line/balance`, `line/escape`, `line/swing`, `line/cross`, `line/escape0`, `line/swing0`): documented dynamics, levels, and the gap
+"""The line toys (`line/balance`, `line/escape`, `line/swing`, `line/cross`, `line/escape0`, `line/swing0`, `line/balance0`): documented dynamics, levels, and the gap
 between a random and a sensible policy that makes them worth meta-training on."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def test_registry_names_family_and_defaults():
     from learned_rl._agent import resolve_torso
     from learned_rl.baselines import A2C
 
-    assert NAMES == ["line/balance", "line/escape", "line/swing", "line/cross", "line/escape0", "line/swing0"]
+    assert NAMES == ["line/balance", "line/escape", "line/swing", "line/cross", "line/escape0", "line/swing0", "line/balance0"]
     for name in NAMES:
         task = tasks.make(name)
         assert task.family == "line" and task.obs_kind == "vector" and task.obs_shape == (3,)
@@ -93,7 +93,7 @@ def _episode_returns(traj) -> np.ndarray:
     return np.asarray(out)
 
 
-@pytest.mark.parametrize("name", ["line/balance", "line/escape", "line/swing", "line/cross", "line/escape0", "line/swing0"])
+@pytest.mark.parametrize("name", ["line/balance", "line/escape", "line/swing", "line/cross", "line/escape0", "line/swing0", "line/balance0"])
 def test_transitions_follow_the_documented_dynamics(name):
     task, levels, traj = _rollout(name, "random")
     cfg = LINE_CONFIGS[name.split("/")[1]]
@@ -131,7 +131,7 @@ def test_transitions_follow_the_documented_dynamics(name):
                 assert traj["reward"][lv, t] == float(crossed)
             else:
                 term = abs(x2) > bound
-                assert traj["reward"][lv, t] == 1.0
+                assert traj["reward"][lv, t] == (cfg.fall_reward if term else 1.0)
             assert bool(traj["term"][lv, t]) == term, (lv, t)
             final = traj["pos2"][lv, t]
             np.testing.assert_allclose(final, [x2 / cfg.max_bound, v2 / cfg.max_speed, (traj["time"][lv, t] + 1) / cfg.max_steps], rtol=1e-6)
@@ -139,7 +139,7 @@ def test_transitions_follow_the_documented_dynamics(name):
             assert bool(traj["trunc"][lv, t]) == (traj["time"][lv, t] + 1 >= cfg.max_steps)
             nxt = (0, 0) if done else (x2, v2)  # auto-reset to the start
             assert (int(traj["pos"][lv, t + 1]), int(traj["vel"][lv, t + 1])) == nxt, (lv, t)
-    if cfg.mode in ("escape", "swing"):  # the goal was reached, so its step's reward was checked
+    if cfg.mode in ("escape", "swing", "balance"):  # the episode's last step was reached, so its step's reward was checked
         assert traj["term"].any()
 
 

@@ -11,8 +11,10 @@ its reference and results to (`DOCS`), runs, as shown, on a tiny budget.
   must still match the README (so an edit to a snippet cannot silently skip it).
 - Every script in `examples/` runs on a tiny budget.
 
-Commands that need Brax, and transfer over the four MinAtar games, are in the `slow` marker; every
-other task family runs in the default suite.
+Commands that need Brax, transfer over the four MinAtar games, and the commands of the results
+pages (every document but `REFERENCE`) are in the `slow` marker; the default suite still parses
+each results-page command and checks the tasks and rules it names. Every other task family runs
+in the default suite.
 """
 
 from __future__ import annotations
@@ -198,15 +200,25 @@ def _kind(argv: list[str]) -> tuple[str, ...]:
     return tuple(argv[1:3])
 
 
-def _needs_slow(argv: list[str], earlier: list[list[str]]) -> bool:
-    """Brax and MinAtar commands, `select`, and a second `meta-train`/`transfer` command of the same kind
-    (the reproduction commands of the Results sections: 10-130 s each even on a tiny budget, as
-    each compiles its own programs) run in the slow marker; `--resume` always runs."""
+# the documents a user learns the library from; the others are results pages, whose commands
+# reproduce a table and run in the slow marker (each is still parsed in the default suite)
+REFERENCE = ("README.md", "guide.md", "rules.md", "sweeps.md")
+
+
+def _needs_slow(argv: list[str], earlier: list[list[str]], loc: Loc | None = None) -> bool:
+    """Brax and MinAtar commands, `select`, a results page's commands, a command that a later
+    `--resume` line repeats, and a second `meta-train`/`transfer` command of the same kind (the reproduction commands of the Results
+    sections: 10-130 s each even on a tiny budget, as each compiles its own programs) run in the
+    slow marker; `--resume` always runs."""
     text = " ".join(argv)
+    if loc is not None and loc.path.name not in REFERENCE:
+        return True
     if "brax/" in text or "MinAtar" in text or "--suite minatar" in text or argv[1] == "select":  # select: a compare per validation task
         return True
     if any(_same(e, argv) for e in earlier):  # a command shown twice runs once in the default suite
         return True
+    if "--resume" not in argv and any(_same([a for a in c if a != "--resume"], argv) for n, c in CLI if "--resume" in c and (loc is None or n.path == loc.path)):
+        return True  # the test of its `--resume` line runs it first, to the end
     repeat = any(_kind(e) == _kind(argv) for e in earlier)
     return argv[1] in ("meta-train", "transfer") and repeat and "--resume" not in argv
 
@@ -219,7 +231,7 @@ def _same(a: list[str], b: list[str]) -> bool:
 
 @pytest.mark.parametrize(
     "lineno, argv",
-    [pytest.param(n, a, id=f"{n.path.stem}:L{n.line}:{' '.join(a[1:4])}", marks=[pytest.mark.slow] if _needs_slow(a, [e for _, e in CLI[:i]]) else []) for i, (n, a) in enumerate(CLI)],
+    [pytest.param(n, a, id=f"{n.path.stem}:L{n.line}:{' '.join(a[1:4])}", marks=[pytest.mark.slow] if _needs_slow(a, [e for _, e in CLI[:i]], n) else []) for i, (n, a) in enumerate(CLI)],
 )
 def test_readme_cli_command_runs(lineno, argv, tmp_path, capsys, monkeypatch):
     from learned_rl._cli import main
@@ -251,6 +263,31 @@ def test_readme_cli_command_runs(lineno, argv, tmp_path, capsys, monkeypatch):
     for f in written.get(argv[1], ("config.json", "metrics.csv", "summary.json", "curves.png") if argv[1] in ("train", "compare", "demo") else ()):
         assert (tmp_path / "out" / f).stat().st_size > 0, f
     assert not runs.exists() or argv[1] == "meta-train"
+
+
+def test_results_page_commands_parse_and_name_real_tasks_and_rules():
+    """The commands of the results pages run only in the slow marker; here each one parses as the
+    CLI parses it, and its tasks, suites and built-in rules exist, so a renamed flag, task or rule
+    fails the default suite too."""
+    from learned_rl import make_rule, tasks
+    from learned_rl._cli import _build_parser
+    from learned_rl._transfer import expand_rule_names
+
+    pages = [(n, a) for n, a in CLI if n.path.name not in REFERENCE]
+    assert pages, "no results page shows a learned-rl command"
+    parser = _build_parser()
+    for n, argv in pages:
+        try:
+            parser.parse_args(argv[1:])
+        except SystemExit:
+            pytest.fail(f"{n}: {' '.join(argv)} does not parse")
+        for flag in ("--task", "--tasks", "--suite", "--validate"):
+            if _flag(argv, flag):
+                assert tasks.resolve(_flag(argv, flag)), f"{n}: {flag} {_flag(argv, flag)}"
+        for flag in ("--rule", "--rules"):
+            for r in expand_rule_names((_flag(argv, flag) or "").split(",")) if _flag(argv, flag) else []:
+                if "runs/" not in r and not r.endswith(".eqx"):  # a rule another command writes is checked by its run
+                    make_rule(r)
 
 
 @pytest.mark.parametrize("lineno, argv", [pytest.param(n, a, id=f"{n.path.stem}:L{n.line}:{a[1]}") for n, a in BENCH])
