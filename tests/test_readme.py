@@ -207,9 +207,9 @@ REFERENCE = ("README.md", "guide.md", "rules.md", "sweeps.md")
 
 def _needs_slow(argv: list[str], earlier: list[list[str]], loc: Loc | None = None) -> bool:
     """Brax and MinAtar commands, `select`, a results page's commands, a command that a later
-    `--resume` line repeats, and a second `meta-train`/`transfer` command of the same kind (the reproduction commands of the Results
-    sections: 10-130 s each even on a tiny budget, as each compiles its own programs) run in the
-    slow marker; `--resume` always runs."""
+    `--resume` line repeats, and a second `meta-train`/`transfer` command of the same kind (the
+    reproduction commands of the Results sections: 10-130 s each even on a tiny budget, as each
+    compiles its own programs) run in the slow marker; `--resume` always runs."""
     text = " ".join(argv)
     if loc is not None and loc.path.name not in REFERENCE:
         return True
