@@ -12,9 +12,9 @@ Names
       (family ``random_gridworld``; keyword ``num_actions=5|9``),
     - ``chain/{short,short_noisy,long,long_noisy,distractor}`` (family ``chain``;
       keywords override :class:`~tasks.chain.DelayedChain` arguments),
-    - ``line/{balance,escape,swing,cross,escape0,swing0,balance0}`` (family ``line``: a reward on every step, as in classic
-      control, except ``cross``, whose rare rewards are Freeway's kind; keywords override
-      :class:`~tasks.line.LineConfig` fields),
+    - ``line/{balance,escape,swing,cross,escape0,swing0,balance0}`` (family ``line``: a reward on
+      every step, as in classic control, except ``cross``, whose rare rewards are Freeway's kind;
+      keywords override :class:`~tasks.line.LineConfig` fields),
     - every id in ``gymnax.registered_envs`` (families ``classic``,
       ``minatar``, ``bsuite``, ``misc``; keywords go to ``gymnax.make``).
       Their ``sample_params`` returns ``default_params``. For continuous
@@ -180,7 +180,7 @@ def _provider_for(name: str) -> TaskProvider | None:
 
 # ---------------------------------------------------------------- public API
 def list_tasks() -> list[str]:
-    """All task names: our 15 LPG tasks and 6 line toys, gymnax ids, then provider names."""
+    """All task names: our 15 LPG tasks and the line toys, gymnax ids, then provider names."""
     names = list(_OUR_TASKS) + list(gymnax.registered_envs)
     for provider in _PROVIDERS.values():
         names += provider.names()

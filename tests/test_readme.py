@@ -205,19 +205,19 @@ def _kind(argv: list[str]) -> tuple[str, ...]:
 REFERENCE = ("README.md", "guide.md", "rules.md", "sweeps.md")
 
 
-def _needs_slow(argv: list[str], earlier: list[list[str]], loc: Loc | None = None) -> bool:
+def _needs_slow(argv: list[str], earlier: list[list[str]], loc: Loc) -> bool:
     """Brax and MinAtar commands, `select`, a results page's commands, a command that a later
     `--resume` line repeats, and a second `meta-train`/`transfer` command of the same kind (the
     reproduction commands of the Results sections: 10-130 s each even on a tiny budget, as each
     compiles its own programs) run in the slow marker; `--resume` always runs."""
     text = " ".join(argv)
-    if loc is not None and loc.path.name not in REFERENCE:
+    if loc.path.name not in REFERENCE:
         return True
     if "brax/" in text or "MinAtar" in text or "--suite minatar" in text or argv[1] == "select":  # select: a compare per validation task
         return True
     if any(_same(e, argv) for e in earlier):  # a command shown twice runs once in the default suite
         return True
-    if "--resume" not in argv and any(_same([a for a in c if a != "--resume"], argv) for n, c in CLI if "--resume" in c and (loc is None or n.path == loc.path)):
+    if "--resume" not in argv and any(_same([a for a in c if a != "--resume"], argv) for n, c in CLI if "--resume" in c and n.path == loc.path):
         return True  # the test of its `--resume` line runs it first, to the end
     repeat = any(_kind(e) == _kind(argv) for e in earlier)
     return argv[1] in ("meta-train", "transfer") and repeat and "--resume" not in argv
@@ -284,10 +284,10 @@ def test_results_page_commands_parse_and_name_real_tasks_and_rules():
         for flag in ("--task", "--tasks", "--suite", "--validate"):
             if _flag(argv, flag):
                 assert tasks.resolve(_flag(argv, flag)), f"{n}: {flag} {_flag(argv, flag)}"
-        for flag in ("--rule", "--rules"):
-            for r in expand_rule_names((_flag(argv, flag) or "").split(",")) if _flag(argv, flag) else []:
-                if "runs/" not in r and not r.endswith(".eqx"):  # a rule another command writes is checked by its run
-                    make_rule(r)
+        named = [_flag(argv, f) for f in ("--rule", "--rules") if _flag(argv, f)]
+        for r in expand_rule_names([r for text in named for r in text.split(",")]):
+            if "runs/" not in r and not r.endswith(".eqx"):  # a rule another command writes is checked by its run
+                make_rule(r)
 
 
 @pytest.mark.parametrize("lineno, argv", [pytest.param(n, a, id=f"{n.path.stem}:L{n.line}:{a[1]}") for n, a in BENCH])
